@@ -1,0 +1,505 @@
+"""The one place that turns argv into the recipe's dataclasses.
+
+    python recipes/grpo.py configs/smoke.yaml --learning_rate 1e-6
+    python recipes/grpo.py --config configs/smoke.yaml --learning_rate 1e-6
+
+The YAML is flat and keyed by the dataclasses' own field names (TRL's `GRPOConfig`/`SFTConfig`,
+TRL's `ModelConfig`, and rl-math's `RecipeArguments`). Its values become the parser's defaults and
+command-line flags override them, as with TRL's own `TrlParser`, which cannot read a positional
+YAML. Everything is checked before any model is loaded: an unknown key names the nearest valid
+key, a value of the wrong type names the field and the expected type, and a recipe can add its
+own checks (`checks=`) that see the merged values before the dataclasses are built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import logging
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+_YAML_SUFFIXES = (".yaml", ".yml")
+# Keys of the YAML that are not dataclass fields.
+_ENV_KEY = "env"
+# Environment variables that hold credentials must come from the shell, never from a config
+# file that gets committed, copied into output_dir and logged.
+_SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, raised before anything heavy is loaded."""
+
+
+@dataclasses.dataclass
+class RecipeArguments:
+    """rl-math's own fields: data, prompt format and rewards (the trainers know nothing of these)."""
+
+    dataset_name: str = dataclasses.field(
+        default="openai/gsm8k",
+        metadata={
+            "help": "Hub dataset id, a local .jsonl/.json/.parquet file or folder with question/answer "
+            "columns, or 'rl-math:synthetic' for the offline generated arithmetic problems."
+        },
+    )
+    dataset_config: str | None = dataclasses.field(
+        default="main", metadata={"help": "Hub dataset configuration name (GSM8K: 'main')."}
+    )
+    dataset_train_split: str = dataclasses.field(default="train", metadata={"help": "Training split."})
+    dataset_test_split: str = dataclasses.field(default="test", metadata={"help": "Evaluation split."})
+    max_train_samples: int | None = dataclasses.field(
+        default=None, metadata={"help": "Keep only the first N training problems (after shuffling)."}
+    )
+    max_eval_samples: int | None = dataclasses.field(
+        default=None, metadata={"help": "Keep only the first N evaluation problems."}
+    )
+    prompt_format: str = dataclasses.field(
+        default="boxed",
+        metadata={"help": "Answer format asked of the model: boxed, think_boxed or r1."},
+    )
+    system_prompt: str | None = dataclasses.field(
+        default=None, metadata={"help": "Replaces the prompt format's default system prompt."}
+    )
+    max_prompt_tokens: int | None = dataclasses.field(
+        default=512,
+        metadata={
+            "help": "Drop prompts longer than this many tokens (TRL 1.16 never truncates prompts); "
+            "the count dropped is logged. null keeps all."
+        },
+    )
+    rewards: list[dict] | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Reward functions with weights and parameters, e.g. "
+            "[{name: correctness, weight: 1.0}, {name: repetition_penalty, ngram_size: 5}]. "
+            "null uses the prompt format's default mix."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        from rl_math.prompts import get_prompt_format
+
+        try:
+            get_prompt_format(self.prompt_format)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if self.rewards is not None:
+            from rl_math.rewards import validate_reward_specs
+
+            try:
+                self.rewards = validate_reward_specs(self.rewards)
+            except ValueError as err:
+                raise ConfigError(f"rewards: {err}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# argv → (yaml path, overrides)
+
+
+def split_config_path(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """Find the YAML among the arguments: `--config PATH`, `--config=PATH` or a positional path.
+
+    >>> split_config_path(["configs/smoke.yaml", "--learning_rate", "1e-6"])
+    ('configs/smoke.yaml', ['--learning_rate', '1e-6'])
+    """
+    argv = list(argv)
+    paths: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config":
+            if i + 1 >= len(argv):
+                raise ConfigError("--config needs a path to a YAML file")
+            paths.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            paths.append(arg.split("=", 1)[1])
+        elif not arg.startswith("-") and (not rest or not rest[-1].startswith("--")) and arg.endswith(_YAML_SUFFIXES):
+            # a positional YAML (not the value of a preceding --flag)
+            paths.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    if len(paths) > 1:
+        raise ConfigError(f"several config files given ({', '.join(paths)}); pass exactly one")
+    return (paths[0] if paths else None), rest
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a config file into a mapping, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a YAML mapping of field: value, not a {type(data).__name__}")
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Field lookup and type checking
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    name: str
+    owner: type
+    annotation: Any
+
+
+def collect_fields(dataclass_types: Iterable[type]) -> dict[str, FieldInfo]:
+    """Every init field of the given dataclasses, by name, with its resolved type."""
+    fields: dict[str, FieldInfo] = {}
+    for dtype in dataclass_types:
+        hints = typing.get_type_hints(dtype)
+        for f in dataclasses.fields(dtype):
+            if f.init:
+                fields.setdefault(f.name, FieldInfo(f.name, dtype, hints.get(f.name, Any)))
+    return fields
+
+
+def nearest_key(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest valid name to a misspelt one, or None when nothing is close.
+
+    >>> nearest_key("learnin_rate", ["learning_rate", "lr_scheduler_type"])
+    'learning_rate'
+    """
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+# Fields that users carry over from older TRL/transformers versions, and what replaced them.
+_REPLACED_FIELDS = {
+    "max_prompt_length": (
+        "max_prompt_tokens",
+        "TRL 1.16 has no max_prompt_length; rl-math drops prompts over max_prompt_tokens",
+    ),
+    "warmup_ratio": ("warmup_steps", "transformers 5 removed warmup_ratio; a float warmup_steps below 1 is a ratio"),
+}
+
+
+def unknown_key_error(name: str, fields: Iterable[str], where: str) -> ConfigError:
+    if name in _REPLACED_FIELDS:
+        replacement, why = _REPLACED_FIELDS[name]
+        return ConfigError(f"unknown config key {name!r} {where}; did you mean {replacement!r}? ({why})")
+    suggestion = nearest_key(name, fields)
+    hint = f"did you mean {suggestion!r}?" if suggestion else "run the recipe with --help to list the valid fields."
+    return ConfigError(f"unknown config key {name!r} {where}; {hint}")
+
+
+def describe_type(annotation: Any) -> str:
+    """A readable name for a type annotation: `float`, `int or null`, `one of 'a', 'b'`."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return "any value"
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if any(isinstance(a, type) and issubclass(a, enum.Enum) for a in args):
+            args = tuple(a for a in args if a is not str)
+        return " or ".join(describe_type(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in annotation)
+    if origin in (list, tuple, Sequence):
+        args = typing.get_args(annotation)
+        return f"list of {describe_type(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+_NO_MATCH = object()
+
+
+def coerce_value(value: Any, annotation: Any) -> Any:
+    """Return `value` as the annotation's type, or `_NO_MATCH`.
+
+    Lenient only where YAML is surprising: `1e-6` is a string to YAML 1.1 but a float to everyone,
+    and an int is a fine float.
+    """
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if any(isinstance(a, type) and issubclass(a, enum.Enum) for a in args):
+            # `SchedulerType | str` means "the enum, or its value as text": check against the enum
+            args = tuple(a for a in args if a is not str)
+        # exact matches first, so that `str | None` keeps a string and `float | str` a float
+        for arg in args:
+            if _is_exact(value, arg):
+                return value
+        for arg in args:
+            result = coerce_value(value, arg)
+            if result is not _NO_MATCH:
+                return result
+        return _NO_MATCH
+    if annotation is type(None):
+        return None if value is None else _NO_MATCH
+    if origin is typing.Literal:
+        return value if value in typing.get_args(annotation) else _NO_MATCH
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        values = {m.value: m.value for m in annotation} | {m: m.value for m in annotation}
+        return values.get(value, _NO_MATCH) if isinstance(value, (str, enum.Enum)) else _NO_MATCH
+    if annotation is bool:
+        return value if isinstance(value, bool) else _NO_MATCH
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return _NO_MATCH
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return _NO_MATCH
+        return _NO_MATCH
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        # `model_revision: 2024` or `resume_from_checkpoint: true` are strings to the trainer
+        if isinstance(value, (int, float, bool)):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        return _NO_MATCH
+    if origin in (list, Sequence) or annotation is list:
+        if not isinstance(value, (list, tuple)):
+            return _NO_MATCH
+        (item_type,) = typing.get_args(annotation) or (Any,)
+        items = [coerce_value(v, item_type) for v in value]
+        return _NO_MATCH if any(i is _NO_MATCH for i in items) else items
+    if origin is dict or annotation is dict:
+        return value if isinstance(value, dict) else _NO_MATCH
+    if isinstance(annotation, type):
+        return value if isinstance(value, annotation) else _NO_MATCH
+    return value
+
+
+def _is_exact(value: Any, annotation: Any) -> bool:
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation in (int, float):
+        return isinstance(value, annotation) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    return False
+
+
+def check_yaml_values(values: dict[str, Any], fields: dict[str, FieldInfo], source: str) -> dict[str, Any]:
+    """Validate names and types of the YAML values; return them coerced."""
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in fields:
+            raise unknown_key_error(name, fields, f"in {source}")
+        coerced = coerce_value(value, fields[name].annotation)
+        if coerced is _NO_MATCH:
+            raise ConfigError(
+                f"config key {name!r} in {source} expects {describe_type(fields[name].annotation)}, "
+                f"got {value!r} ({type(value).__name__})"
+            )
+        checked[name] = coerced
+    return checked
+
+
+def _structured(annotation: Any) -> bool:
+    """Fields argparse cannot take as a string (a list of mappings, a bare mapping)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return str not in args and any(_structured(a) for a in args)
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (Any,)
+        return typing.get_origin(item) is dict or item is dict
+    return origin is dict or annotation is dict
+
+
+def split_cli_overrides(
+    args: list[str], fields: dict[str, FieldInfo]
+) -> tuple[list[str], dict[str, Any]]:
+    """Check every `--flag` names a field; take out structured fields (given as YAML/JSON text).
+
+    Returns the flags for argparse and the structured values, already parsed.
+    """
+    plain: list[str] = []
+    structured: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            if arg.startswith("-") and not _is_number(arg):
+                raise ConfigError(f"unexpected argument {arg!r}: fields are given as --name value")
+            if not plain:
+                raise ConfigError(
+                    f"unexpected argument {arg!r}: give the config file as a .yaml path and fields as --name value"
+                )
+            plain.append(arg)
+            i += 1
+            continue
+        flag, _, inline_value = arg[2:].partition("=")
+        name = flag.replace("-", "_")
+        base = name[3:] if name.startswith("no_") and name[3:] in fields else name
+        if base not in fields:
+            raise unknown_key_error(name, fields, "on the command line")
+        if _structured(fields[base].annotation):
+            if inline_value:
+                text, i = inline_value, i + 1
+            elif i + 1 < len(args):
+                text, i = args[i + 1], i + 2
+            else:
+                raise ConfigError(f"--{name} needs a value (YAML or JSON text)")
+            try:
+                structured[base] = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                raise ConfigError(f"--{name} must be YAML or JSON text: {err}") from None
+            continue
+        plain.append(arg)
+        i += 1
+    return plain, structured
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _set_env(env: Any, source: str) -> None:
+    if not isinstance(env, dict):
+        raise ConfigError(f"'env' in {source} must be a mapping of VARIABLE: value")
+    for key, value in env.items():
+        if any(marker in str(key).upper() for marker in _SECRET_MARKERS):
+            raise ConfigError(
+                f"'env' in {source} sets {key}, which looks like a credential; secrets come from the "
+                f"environment (export {key}=... in your shell or job script), never from a config file"
+            )
+        os.environ[str(key)] = str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# The parser
+
+
+CheckFn = Callable[[dict[str, Any], set[str]], None]
+
+
+@dataclasses.dataclass
+class ParsedConfig:
+    """What `parse_config` returns: the dataclass instances in the order asked for, plus provenance."""
+
+    instances: tuple[Any, ...]
+    config_path: str | None
+    explicit: set[str]  # fields set by the YAML or the command line
+    values: dict[str, Any]  # the merged values the dataclasses were built from
+
+
+def parse_config(
+    dataclass_types: Sequence[type],
+    argv: Sequence[str] | None = None,
+    checks: Sequence[CheckFn] = (),
+) -> ParsedConfig:
+    """Parse `[CONFIG.yaml] [--field value ...]` into instances of `dataclass_types`.
+
+    `checks` receive the merged values (every field, defaults included) and the names set
+    explicitly, may adjust values in place (e.g. CPU defaults) and raise ConfigError; they run
+    before any dataclass is built, so before TRL's own validation and before any model loads.
+    """
+    from transformers import HfArgumentParser
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_path, cli_args = split_config_path(argv)
+    fields = collect_fields(dataclass_types)
+
+    yaml_values: dict[str, Any] = {}
+    if config_path is not None:
+        raw = load_yaml(config_path)
+        if _ENV_KEY in raw:
+            _set_env(raw.pop(_ENV_KEY), config_path)
+        yaml_values = check_yaml_values(raw, fields, config_path)
+
+    plain_args, structured = split_cli_overrides(cli_args, fields)
+    yaml_values.update(check_yaml_values(structured, fields, "the command line"))
+
+    parser = HfArgumentParser(list(dataclass_types))
+    parser.error = _raise_config_error  # one clear line instead of argparse's page of usage
+    for action in parser._actions:
+        if action.dest in yaml_values:
+            action.default = yaml_values[action.dest]
+            action.required = False
+    namespace, remaining = parser.parse_known_args(plain_args)
+    if remaining:
+        raise ConfigError(f"arguments not understood: {' '.join(remaining)}")
+    values = vars(namespace)
+    explicit = set(yaml_values) | _flags_given(plain_args, fields)
+
+    for check in checks:
+        check(values, explicit)
+
+    instances = []
+    for dtype in dataclass_types:
+        keys = {f.name for f in dataclasses.fields(dtype) if f.init}
+        instances.append(dtype(**{k: v for k, v in values.items() if k in keys}))
+    return ParsedConfig(tuple(instances), config_path, explicit, dict(values))
+
+
+def _raise_config_error(message: str) -> typing.NoReturn:
+    raise ConfigError(f"command line: {message}")
+
+
+def _flags_given(args: list[str], fields: dict[str, FieldInfo]) -> set[str]:
+    given = set()
+    for arg in args:
+        if arg.startswith("--"):
+            name = arg[2:].partition("=")[0].replace("-", "_")
+            given.add(name[3:] if name.startswith("no_") and name[3:] in fields else name)
+    return given
+
+
+def to_yaml_dict(*instances: Any) -> dict[str, Any]:
+    """The resolved configuration as plain YAML-able values, for saving into output_dir."""
+    resolved: dict[str, Any] = {}
+    for obj in instances:
+        data = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        for key, value in data.items():
+            resolved.setdefault(key, _plain(value))
+    for secret in [k for k in resolved if any(m in k.upper() for m in ("TOKEN", "PASSWORD", "SECRET"))]:
+        resolved[secret] = "<redacted>" if resolved[secret] else resolved[secret]
+    return resolved
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

@@ -1,0 +1,145 @@
+"""Checks that run on the merged config values before any dataclass or model is built.
+
+Each check has the `parse_config(checks=...)` signature `(values, explicit) -> None`: `values`
+holds every field (defaults included), `explicit` the names the user set. A failure is one
+sentence that says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from typing import Any
+
+from rl_math.config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def world_size_from_env() -> int:
+    """Processes in this job, as launchers announce them (accelerate, torchrun, deepspeed set WORLD_SIZE)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def grpo_batch_problems(
+    per_device_train_batch_size: int,
+    gradient_accumulation_steps: int,
+    num_generations: int,
+    generation_batch_size: int | None,
+    steps_per_generation: int | None,
+    world_size: int,
+) -> list[str]:
+    """The batch rules GRPOTrainer enforces, as one sentence per violation with its fix.
+
+    >>> grpo_batch_problems(4, 1, 8, None, None, world_size=1)  # doctest: +NORMALIZE_WHITESPACE
+    ['generation batch (per_device_train_batch_size 4 × 1 processes × steps_per_generation 1 = 4)
+      must be divisible by num_generations 8 so that every prompt gets its whole group; make
+      per_device_train_batch_size × gradient_accumulation_steps × processes a multiple of 8
+      (e.g. per_device_train_batch_size 8), or lower num_generations.']
+    """
+    problems = []
+    if num_generations < 2:
+        return [f"num_generations is {num_generations}; GRPO compares completions within a group, so it needs at least 2"]
+    if per_device_train_batch_size < 1 or gradient_accumulation_steps < 1:
+        return ["per_device_train_batch_size and gradient_accumulation_steps must be at least 1"]
+    global_batch = per_device_train_batch_size * world_size
+    if generation_batch_size is not None and steps_per_generation is not None:
+        return [
+            "generation_batch_size and steps_per_generation are two ways to say the same thing; set only one "
+            f"(generation_batch_size = per_device_train_batch_size × processes × steps_per_generation = "
+            f"{global_batch} × steps_per_generation)"
+        ]
+    if generation_batch_size is not None:
+        if generation_batch_size % global_batch:
+            problems.append(
+                f"generation_batch_size {generation_batch_size} must be divisible by the global batch "
+                f"(per_device_train_batch_size {per_device_train_batch_size} × {world_size} processes = "
+                f"{global_batch}); use a multiple of {global_batch}"
+            )
+        derived = generation_batch_size
+        how = f"generation_batch_size {generation_batch_size}"
+    else:
+        steps = steps_per_generation or gradient_accumulation_steps
+        derived = global_batch * steps
+        name = "steps_per_generation" if steps_per_generation else "steps_per_generation (= gradient_accumulation_steps)"
+        how = (
+            f"generation batch (per_device_train_batch_size {per_device_train_batch_size} × {world_size} "
+            f"processes × {name.split(' ')[0]} {steps} = {derived})"
+        )
+    if derived % num_generations:
+        problems.append(
+            f"{how} must be divisible by num_generations {num_generations} so that every prompt gets its whole "
+            f"group; make per_device_train_batch_size × gradient_accumulation_steps × processes a multiple of "
+            f"{num_generations} (e.g. per_device_train_batch_size {_next_multiple(per_device_train_batch_size, num_generations, world_size)}), "
+            f"or lower num_generations."
+        )
+    return problems
+
+
+def _next_multiple(per_device: int, num_generations: int, world_size: int) -> int:
+    size = per_device
+    while (size * world_size) % num_generations:
+        size += 1
+    return size
+
+
+def check_grpo_batch(values: dict[str, Any], explicit: set[str], world_size: int | None = None) -> None:
+    """Raise ConfigError when GRPOTrainer would reject the batch arithmetic for this world size."""
+    world_size = world_size or world_size_from_env()
+    problems = grpo_batch_problems(
+        values["per_device_train_batch_size"],
+        values["gradient_accumulation_steps"],
+        values["num_generations"],
+        values.get("generation_batch_size"),
+        values.get("steps_per_generation"),
+        world_size,
+    )
+    if problems:
+        raise ConfigError(f"batch sizes for {world_size} process(es): " + "; ".join(problems))
+
+
+def check_vllm(values: dict[str, Any], explicit: set[str]) -> None:
+    """`use_vllm: true` needs the optional vllm extra; say so before TRL's ImportError mid-setup."""
+    if values.get("use_vllm") and importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            "use_vllm is true but vLLM is not installed; install the extra with "
+            "`pip install -e .[vllm]` (CUDA machines only), or set use_vllm: false to generate with transformers"
+        )
+    mode = values.get("vllm_mode")
+    if values.get("use_vllm") and mode not in ("colocate", "server"):
+        raise ConfigError(f"vllm_mode must be 'colocate' or 'server', got {mode!r}")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _deepspeed_launch() -> bool:
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true") or bool(
+        os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    )
+
+
+def apply_cpu_defaults(values: dict[str, Any], explicit: set[str]) -> None:
+    """Make a CPU-only machine work without hand-editing a GPU config.
+
+    - `bf16` (TRL's default) fails on a machine with no GPU: turned off unless the user set it.
+    - Several CPU processes need `use_cpu` for a real data-parallel group (without it each process
+      trains alone); under DeepSpeed they need `ddp_backend: gloo` instead (use_cpu disables DeepSpeed).
+    """
+    if _cuda_available():
+        return
+    if "bf16" not in explicit and values.get("bf16") is not False and "bf16" in values:
+        values["bf16"] = False
+        logger.info("no GPU: bf16 turned off (set bf16 explicitly to override)")
+    if world_size_from_env() > 1:
+        if "ddp_backend" in values and values.get("ddp_backend") is None:
+            values["ddp_backend"] = "gloo"
+        if not _deepspeed_launch() and "use_cpu" in values and "use_cpu" not in explicit:
+            values["use_cpu"] = True

@@ -1,0 +1,86 @@
+"""Preflight: the batch arithmetic GRPOTrainer enforces, checked before anything loads."""
+
+import pytest
+
+from rl_math.config import ConfigError
+from rl_math.preflight import apply_cpu_defaults, check_grpo_batch, check_vllm, grpo_batch_problems
+
+
+def test_default_arithmetic_that_fills_whole_groups_passes():
+    assert grpo_batch_problems(8, 1, 8, None, None, world_size=1) == []
+
+
+def test_world_size_counts_toward_the_generation_batch():
+    assert grpo_batch_problems(2, 1, 8, None, None, world_size=4) == []
+    assert grpo_batch_problems(2, 1, 8, None, None, world_size=1) != []
+
+
+def test_partial_group_names_the_rule_and_a_fix():
+    (problem,) = grpo_batch_problems(4, 1, 8, None, None, world_size=1)
+    assert "must be divisible by num_generations 8" in problem
+    assert "per_device_train_batch_size 8" in problem
+
+
+def test_generation_batch_size_must_divide_by_global_batch():
+    problems = grpo_batch_problems(4, 1, 4, 6, None, world_size=1)
+    assert any("divisible by the global batch" in p for p in problems)
+
+
+def test_generation_batch_size_and_steps_per_generation_are_exclusive():
+    (problem,) = grpo_batch_problems(4, 1, 4, 8, 2, world_size=1)
+    assert "set only one" in problem
+
+
+def test_single_generation_is_rejected():
+    (problem,) = grpo_batch_problems(4, 1, 1, None, None, world_size=1)
+    assert "at least 2" in problem
+
+
+def test_check_raises_config_error_with_world_size(monkeypatch):
+    values = dict(per_device_train_batch_size=4, gradient_accumulation_steps=1, num_generations=8,
+                  generation_batch_size=None, steps_per_generation=None)
+    with pytest.raises(ConfigError, match="for 1 process"):
+        check_grpo_batch(values, set(), world_size=1)
+    check_grpo_batch(values, set(), world_size=2)
+
+
+def test_vllm_requested_but_missing_says_how_to_install():
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    with pytest.raises(ConfigError, match=r"pip install -e \.\[vllm\]"):
+        check_vllm({"use_vllm": True, "vllm_mode": "colocate"}, set())
+
+
+def test_cpu_turns_off_unrequested_bf16(monkeypatch):
+    monkeypatch.setattr("rl_math.preflight._cuda_available", lambda: False)
+    values = {"bf16": None}
+    apply_cpu_defaults(values, explicit=set())
+    assert values["bf16"] is False
+
+
+def test_cpu_keeps_explicit_bf16(monkeypatch):
+    monkeypatch.setattr("rl_math.preflight._cuda_available", lambda: False)
+    values = {"bf16": True}
+    apply_cpu_defaults(values, explicit={"bf16"})
+    assert values["bf16"] is True
+
+
+def test_multi_process_cpu_gets_a_real_process_group(monkeypatch):
+    monkeypatch.setattr("rl_math.preflight._cuda_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    values = {"bf16": None, "use_cpu": False, "ddp_backend": None}
+    apply_cpu_defaults(values, explicit=set())
+    assert values["use_cpu"] is True and values["ddp_backend"] == "gloo"
+
+
+def test_deepspeed_on_cpu_keeps_deepspeed(monkeypatch):
+    # use_cpu would silently replace DeepSpeed by plain DDP
+    monkeypatch.setattr("rl_math.preflight._cuda_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    values = {"bf16": None, "use_cpu": False, "ddp_backend": None}
+    apply_cpu_defaults(values, explicit=set())
+    assert values["use_cpu"] is False and values["ddp_backend"] == "gloo"
