@@ -20,9 +20,10 @@ from rl_math.data import load_prompt_dataset
 from rl_math.health import HealthArguments, build_health_callback
 from rl_math.preemption import PreemptionCallback
 from rl_math.prompts import default_reward_specs
-from rl_math.rewards import build_rewards, check_reward_columns
+from rl_math.rewards import build_rewards
 from rl_math.tiny import resolve_model_path
 from rl_math.training import (
+    check_data_parallel,
     end_distributed,
     eos_token_ids,
     load_tokenizer,
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     )
     script_args, training_args, model_args, health_args = parsed.instances
     setup_logging(training_args)
+    checkpoint = resolve_resume(training_args)
 
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             "max_completion_length": training_args.max_completion_length,
         },
     )
-    check_reward_columns(reward_funcs, train_dataset.column_names)
+    preflight.check_reward_columns(reward_funcs, train_dataset.column_names)
     training_args.reward_weights = reward_weights
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
     logger.info("rewards: %s", ", ".join(f"{f.__name__}×{w:g}" for f, w in zip(reward_funcs, reward_weights)))
@@ -71,13 +73,14 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         peft_config=get_peft_config(model_args),
         callbacks=[PreemptionCallback(), *build_health_callback(health_args, reward_funcs)],
     )
-    result = trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+    check_data_parallel(trainer)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
     resolved["rewards"] = specs
     save_run(trainer, tokenizer, resolved, result.metrics)
-    end_distributed()
     return trainer
 
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+    end_distributed()

@@ -35,3 +35,8 @@ def tiny_tokenizer(tiny_model_path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_path)
+
+# tests/recipe_runs.py is imported by the end-to-end tests as a plain module
+import sys  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -143,3 +143,16 @@ def apply_cpu_defaults(values: dict[str, Any], explicit: set[str]) -> None:
             values["ddp_backend"] = "gloo"
         if not _deepspeed_launch() and "use_cpu" in values and "use_cpu" not in explicit:
             values["use_cpu"] = True
+
+
+def check_reward_columns(reward_funcs: list, column_names: list[str]) -> None:
+    """Every dataset column a reward reads must exist (TRL would fail mid-step with a TypeError)."""
+    from rl_math.rewards import required_columns
+
+    for func in reward_funcs:
+        missing = sorted(required_columns(func) - set(column_names))
+        if missing:
+            raise ConfigError(
+                f"reward {func.__name__!r} reads dataset column(s) {missing}, but the dataset has "
+                f"{sorted(column_names)}; use a dataset with those columns or drop the reward"
+            )

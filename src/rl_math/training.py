@@ -20,15 +20,11 @@ FINAL_METRICS_FILE = "final_metrics.json"
 
 
 def setup_logging(training_args) -> None:
-    """Log INFO on the main process only, in the trainer's format."""
-    import transformers
-
-    level = training_args.get_process_log_level() if training_args is not None else logging.INFO
+    """rl-math's own lines at INFO on the logging process (main), WARNING elsewhere."""
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", handlers=[logging.StreamHandler(sys.stdout)]
     )
-    logging.getLogger("rl_math").setLevel(level)
-    transformers.utils.logging.set_verbosity(level)
+    logging.getLogger("rl_math").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
 
 
 def model_init_kwargs(model_args, training_args) -> dict[str, Any]:
@@ -130,3 +126,26 @@ def end_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def check_data_parallel(trainer) -> None:
+    """Refuse to train when a multi-process launch did not form one data-parallel group.
+
+    `accelerate launch --multi_gpu` on a machine without GPUs and without `use_cpu` starts N
+    independent single-process runs that all exit 0; catch that before hours are spent on it.
+    """
+    from rl_math.preflight import world_size_from_env
+
+    launched = world_size_from_env()
+    if launched > 1 and trainer.args.world_size != launched:
+        raise RuntimeError(
+            f"{launched} processes were launched but the trainer sees world size {trainer.args.world_size} "
+            f"({trainer.accelerator.distributed_type}): every process would train its own copy. On CPU set "
+            "use_cpu: true (or ddp_backend: gloo under DeepSpeed); on GPUs check the accelerate config."
+        )
+    logger.info(
+        "training on %d process(es), %s, model wrapped as %s",
+        trainer.args.world_size,
+        trainer.accelerator.distributed_type,
+        type(trainer.model_wrapped).__name__,
+    )
