@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
     logger.info("rewards: %s", ", ".join(f"{f.__name__}×{w:g}" for f, w in zip(reward_funcs, reward_weights)))
 
+    preemption = PreemptionCallback()
     trainer = GRPOTrainer(
         model=model_path,
         reward_funcs=reward_funcs,
@@ -71,10 +72,12 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[PreemptionCallback(), *build_health_callback(health_args, reward_funcs)],
+        callbacks=[preemption, *build_health_callback(health_args, reward_funcs)],
     )
     check_data_parallel(trainer)
     result = trainer.train(resume_from_checkpoint=checkpoint)
+    if preemption.stopped:
+        return trainer  # the checkpoint is saved; the requeued job resumes from it
     resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
     resolved["rewards"] = specs
     save_run(trainer, tokenizer, resolved, result.metrics)
