@@ -1,0 +1,137 @@
+"""The `rl-math` command: tools around a run's output directory.
+
+    rl-math plot outputs/qwen0.5b-grpo                       # → outputs/qwen0.5b-grpo/curves.png
+    rl-math plot outputs/run-a outputs/run-b -o compare.png  # runs overlaid, legend by run name
+    rl-math samples outputs/qwen0.5b-grpo --step 40 --n 8    # completions logged at step 40
+
+A problem with the input (a missing trainer_state.json, no logged completions) is one line on
+stderr and exit code 2, never a traceback.
+
+Adding a subcommand: write `_add_<name>_arguments(parser)` and `_run_<name>(args) -> int`, and
+append a `Subcommand` to `SUBCOMMANDS`. Heavy imports (matplotlib, pandas) stay inside the run
+functions so `rl-math --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+EXIT_USAGE = 2  # bad input, as argparse uses for bad arguments
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# ------------------------------------------------------------------------------------------------
+# rl-math plot
+
+
+def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output_dirs", nargs="+", metavar="OUTPUT_DIR", help="run output directories (or trainer_state.json files)")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE.png", help="where to write the figure (default: OUTPUT_DIR/curves.png for one run, ./curves.png for several)"
+    )
+    parser.add_argument("--title", help="figure title (default: the run names)")
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from rl_math.plotting import RunLogError, load_run, plot_runs, unique_names
+
+    try:
+        runs = [load_run(d) for d in args.output_dirs]
+    except RunLogError as err:
+        raise CliError(str(err)) from None
+    for run, name in zip(runs, unique_names([r.name for r in runs], [Path(d) for d in args.output_dirs])):
+        run.name = name
+    if args.output:
+        out = Path(args.output)
+    elif len(runs) == 1 and Path(args.output_dirs[0]).is_dir():
+        out = Path(args.output_dirs[0]) / "curves.png"
+    else:
+        out = Path("curves.png")
+    metadata = plot_runs(runs, out, title=args.title)
+    alarms = metadata["rl_math:alarms"]
+    print(f"wrote {out} ({len(runs)} run{'s' if len(runs) > 1 else ''}, alarms: {alarms.replace(';', ', ') or 'none'})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# rl-math samples
+
+
+def _add_samples_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output_dir", metavar="OUTPUT_DIR", help="run output directory (with completions/)")
+    parser.add_argument("--step", type=int, help="the logging step to show (default: the newest)")
+    parser.add_argument("--n", type=_positive_int, default=8, metavar="K", help="how many completions (default: 8)")
+    parser.add_argument(
+        "--max-chars", type=_positive_int, default=1200, help="shorten longer completions, keeping head and tail (default: 1200)"
+    )
+
+
+def _run_samples(args: argparse.Namespace) -> int:
+    from rl_math.plotting import RunLogError, find_completions, print_samples
+
+    try:
+        path = find_completions(args.output_dir, args.step)
+    except RunLogError as err:
+        raise CliError(str(err)) from None
+    print_samples(path, n=args.n, max_chars=args.max_chars)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------
+# The command
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("plot", "draw reward, accuracy, length, entropy/KL curves and health alarms into a PNG", _add_plot_arguments, _run_plot),
+    Subcommand("samples", "show logged completions (log_completions: true) as a table", _add_samples_arguments, _run_samples),
+    # Subcommand("plan", ...),  # next: resources and batch geometry for a config
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rl-math", description="Tools for rl-math runs.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for sub in SUBCOMMANDS:
+        sub_parser = commands.add_parser(sub.name, help=sub.help, description=sub.help)
+        sub.add_arguments(sub_parser)
+        sub_parser.set_defaults(run=sub.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `rl-math` with `argv` (default: the command line); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except CliError as err:
+        print(f"rl-math {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""Training curves and completion samples from a run's output directory.
+
+The Trainer saves its log history in ``OUTPUT_DIR/trainer_state.json`` at the end of training and
+in every ``checkpoint-N/trainer_state.json`` on the way; the health monitor's alarms are in the
+same history as ``health/<condition>`` keys. :func:`plot_runs` draws one PNG with six panels,
+several runs overlaid::
+
+    runs = [load_run("outputs/qwen0.5b-grpo"), load_run("outputs/qwen1.5b-grpo")]
+    plot_runs(runs, "curves.png")
+
+TRL's ``log_completions: true`` writes ``OUTPUT_DIR/completions/completions_00010.parquet`` at every
+logging step (columns ``step``, ``prompt``, ``completion``, one per reward, any ``log_extra``
+columns, ``advantage``); :func:`print_samples` shows one of them as a table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TRAINER_STATE = "trainer_state.json"
+ALARM_PREFIX = "health/"
+
+# (panel id, title, y label): the order they are drawn in, row by row
+PANELS: tuple[tuple[str, str, str], ...] = (
+    ("reward", "reward: total and per component (mean)", "reward"),
+    ("accuracy", "accuracy (rewards/correctness/mean)", "fraction correct"),
+    ("length", "completion length (tokens)", "tokens"),
+    ("clipped_ratio", "truncated at max_completion_length", "completions/clipped_ratio"),
+    ("entropy_kl", "policy entropy and KL to the reference", "entropy"),
+    ("zero_std", "groups with zero reward std (no signal)", "frac_reward_zero_std"),
+)
+
+# One colour per health condition, the same in every figure (runs use C0, C1, ...)
+ALARM_COLORS = {
+    "reward_trap": "tab:red",
+    "all_truncated": "tab:purple",
+    "zero_loss": "black",
+    "entropy_blowup": "tab:brown",
+    "kl_runaway": "tab:pink",
+    "format_hacking": "tab:olive",
+    "non_finite": "tab:gray",
+}
+
+
+class RunLogError(Exception):
+    """A run directory has nothing to read: the message says what is missing and why."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading a run
+
+
+@dataclass
+class RunLog:
+    """A run's training log: one dict per logging step (eval entries and the final summary dropped)."""
+
+    name: str
+    path: Path  # the trainer_state.json read
+    history: list[dict[str, Any]]
+    alarms: list[tuple[int, str]] = field(default_factory=list)  # (step, condition)
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """Steps and values of `key` where it was logged as a finite number."""
+        steps, values = [], []
+        for entry in self.history:
+            value = entry.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                steps.append(entry["step"])
+                values.append(float(value))
+        return steps, values
+
+    def reward_components(self) -> list[str]:
+        """The reward names logged as `rewards/<name>/mean`, in first-seen order."""
+        names: dict[str, None] = {}
+        for entry in self.history:
+            for key in entry:
+                if match := re.fullmatch(r"rewards/(.+)/mean", key):
+                    names.setdefault(match.group(1))
+        return list(names)
+
+
+def find_trainer_state(output_dir: str | Path) -> Path:
+    """`OUTPUT_DIR/trainer_state.json`, else the one in the newest `checkpoint-N`.
+
+    A path to a trainer_state.json itself is returned as is.
+    """
+    path = Path(output_dir)
+    if path.is_file() and path.name.endswith(".json"):
+        return path
+    if not path.is_dir():
+        raise RunLogError(f"no such directory: {path}")
+    if (path / TRAINER_STATE).is_file():
+        return path / TRAINER_STATE
+    checkpoints = [
+        (int(match.group(1)), candidate / TRAINER_STATE)
+        for candidate in path.glob("checkpoint-*")
+        if (match := re.fullmatch(r"checkpoint-(\d+)", candidate.name)) and (candidate / TRAINER_STATE).is_file()
+    ]
+    if not checkpoints:
+        raise RunLogError(f"no {TRAINER_STATE} in {path} — did the run log anything?")
+    return max(checkpoints)[1]
+
+
+def load_run(output_dir: str | Path, name: str | None = None) -> RunLog:
+    """Read a run's log history and alarms.
+
+    >>> import tempfile, json, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp(), "my-run"); d.mkdir()
+    >>> _ = (d / "trainer_state.json").write_text(json.dumps({"log_history": [
+    ...     {"reward": 0.1, "step": 1}, {"reward": 0.3, "health/reward_trap": 1.0, "step": 2}]}))
+    >>> run = load_run(d)
+    >>> run.name, run.series("reward"), run.alarms
+    ('my-run', ([1, 2], [0.1, 0.3]), [(2, 'reward_trap')])
+    """
+    state_path = find_trainer_state(output_dir)
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise RunLogError(f"cannot read {state_path}: {err}") from None
+    entries = state.get("log_history") if isinstance(state, dict) else None
+    if not isinstance(entries, list):
+        raise RunLogError(f"{state_path} has no log_history — is it a Trainer's state file?")
+    # a training log has a step and no eval_/train_ summary keys
+    history = [
+        e
+        for e in entries
+        if isinstance(e, dict)
+        and isinstance(e.get("step"), int)
+        and not any(k.startswith(("eval_", "train_")) for k in e)
+    ]
+    if not history:
+        raise RunLogError(f"{state_path} holds no training logs yet — did the run reach its first logging step?")
+    alarms = sorted(
+        {(e["step"], k[len(ALARM_PREFIX) :]) for e in history for k, v in e.items() if k.startswith(ALARM_PREFIX) and v}
+    )
+    return RunLog(name or _run_name(Path(output_dir)), state_path, history, alarms)
+
+
+def _run_name(path: Path) -> str:
+    path = path.resolve()
+    if path.is_file():
+        path = path.parent
+    if re.fullmatch(r"checkpoint-\d+", path.name):
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
+def unique_names(names: Sequence[str], paths: Sequence[Path]) -> list[str]:
+    """Run names for the legend; equal names get their parent directory prepended."""
+    result = list(names)
+    for i, name in enumerate(names):
+        if names.count(name) > 1:
+            result[i] = f"{Path(paths[i]).resolve().parent.name}/{name}"
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Drawing
+
+
+def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = None) -> dict[str, str]:
+    """Draw the runs' curves into one PNG at `out_path`; return the PNG metadata written.
+
+    The metadata (PNG text chunks) lists the panels, runs and alarms, so a test or a script can
+    check a figure without reading pixels: `PIL.Image.open(path).text["rl_math:panels"]`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a cluster node
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        raise ValueError("plot_runs needs at least one run")
+    fig, axes = plt.subplots(3, 2, figsize=(14, 12), sharex=True)
+    axes_by_panel = {panel: ax for (panel, _, _), ax in zip(PANELS, axes.flat)}
+    if any(run.series("kl")[0] for run in runs):
+        # KL lives on another scale (0.001–1 vs entropy's ~0.1–3): its own axis on the right
+        axes_by_panel["kl"] = axes_by_panel["entropy_kl"].twinx()
+        axes_by_panel["kl"].set_ylabel("kl")
+    many = len(runs) > 1
+    for (panel, panel_title, ylabel), ax in zip(PANELS, axes.flat):
+        ax.set_title(panel_title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.ticklabel_format(axis="y", useOffset=False)  # "6.2227", not "+6.222" and 0.0007
+    for index, run in enumerate(runs):
+        _draw_run(axes_by_panel, run, index, many)
+    for panel, _, _ in PANELS:
+        ax = axes_by_panel[panel]
+        lines = ax.get_lines() + (axes_by_panel["kl"].get_lines() if panel == "entropy_kl" and "kl" in axes_by_panel else [])
+        if lines:
+            ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="best")
+        else:
+            ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center", color="gray")
+        if panel in ("accuracy", "clipped_ratio", "zero_std"):
+            ax.set_ylim(-0.02, 1.02)  # fractions: a fixed scale makes runs and steps comparable
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+    alarm_labels = _draw_alarms(fig, list(axes.flat), runs, many)
+    names = [run.name for run in runs]
+    fig.suptitle(title or "rl-math training curves: " + ", ".join(names))
+    # fixed margins: tight_layout would cost as much as the drawing itself, for the same result
+    fig.subplots_adjust(left=0.06, right=0.97, top=0.93, bottom=0.1 if alarm_labels else 0.06, hspace=0.22, wspace=0.22)
+    metadata = {
+        "Title": title or "rl-math training curves: " + ", ".join(names),
+        "rl_math:panels": ",".join(panel for panel, _, _ in PANELS),
+        "rl_math:runs": ",".join(names),
+        "rl_math:alarms": ";".join(f"{run.name}:{cond}@{step}" for run in runs for step, cond in run.alarms),
+    }
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100, metadata=metadata)
+    plt.close(fig)
+    return metadata
+
+
+def _style(run_index: int, series_index: int, many: bool) -> dict[str, Any]:
+    """One run: a colour per series. Several runs: a colour per run, a line style per series."""
+    styles = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))]
+    if many:
+        return {"color": f"C{run_index % 10}", "linestyle": styles[series_index % len(styles)]}
+    return {"color": f"C{series_index % 10}", "linestyle": "-"}
+
+
+def _draw_run(axes: dict[str, Any], run: RunLog, index: int, many: bool) -> None:
+    def line(panel: str, key: str, label: str, series_index: int, **extra) -> None:
+        steps, values = run.series(key)
+        if steps:
+            label = f"{run.name}: {label}" if many else label
+            axes[panel].plot(steps, values, label=label, **(_style(index, series_index, many) | extra))
+
+    line("reward", "reward", "total", 0, linewidth=2)
+    for i, name in enumerate(run.reward_components(), start=1):
+        line("reward", f"rewards/{name}/mean", name, i, linewidth=1)
+    line("accuracy", "rewards/correctness/mean", "correctness", 0)
+    line("length", "completions/mean_length", "mean", 0)
+    line("length", "completions/mean_terminated_length", "mean of terminated", 1)
+    line("clipped_ratio", "completions/clipped_ratio", "clipped ratio", 0)
+    line("zero_std", "frac_reward_zero_std", "frac_reward_zero_std", 0)
+    line("entropy_kl", "entropy", "entropy", 0)
+    if "kl" in axes:
+        line("kl", "kl", "kl", 1)
+
+
+def _draw_alarms(fig, axes, runs: Sequence[RunLog], many: bool) -> list[str]:
+    """A vertical line at every alarm on every panel, coloured by condition; one legend at the bottom."""
+    handles, labels = [], []
+    for run_index, run in enumerate(runs):
+        for step, cond in run.alarms:
+            for ax in axes:
+                color = ALARM_COLORS.get(cond, "tab:cyan")
+                handle = ax.axvline(step, color=color, linestyle=(0, (2, 2)), linewidth=1.2, alpha=0.8)
+            label = f"alarm {cond}" + (f" ({run.name})" if many else "")
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
+    return labels
+
+
+# ------------------------------------------------------------------------------------------------
+# Completion samples
+
+
+def find_completions(output_dir: str | Path, step: int | None = None) -> Path:
+    """The parquet TRL wrote for `step` (default: the newest) in `OUTPUT_DIR/completions/`."""
+    path = Path(output_dir)
+    if not path.is_dir():
+        raise RunLogError(f"no such directory: {path}")
+    folder = path / "completions"
+    files = {
+        int(match.group(1)): candidate
+        for candidate in folder.glob("completions_*.parquet")
+        if (match := re.fullmatch(r"completions_(\d+)\.parquet", candidate.name))
+    }
+    if not files:
+        raise RunLogError(
+            f"no completions_*.parquet in {folder} — set log_completions: true in the config to record them"
+        )
+    if step is None:
+        return files[max(files)]
+    if step not in files:
+        steps = sorted(files)
+        shown = ", ".join(map(str, steps[:20])) + (" ..." if len(steps) > 20 else "")
+        raise RunLogError(f"no completions for step {step} in {folder}; logged steps: {shown}")
+    return files[step]
+
+
+def message_text(value: Any) -> str:
+    """A prompt or completion as text: a string, or the contents of a list of chat messages.
+
+    >>> message_text([{"role": "user", "content": "What is 2+2?"}])
+    'What is 2+2?'
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return message_text(value.get("content"))
+    if hasattr(value, "tolist"):  # parquet gives numpy arrays of dicts
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return "\n".join(message_text(v) for v in value)
+    return str(value)
+
+
+def prompt_tail(prompt: Any, max_chars: int = 240) -> str:
+    """The end of a prompt: the last message (the question), shortened from the left."""
+    if hasattr(prompt, "tolist"):
+        prompt = prompt.tolist()
+    if isinstance(prompt, (list, tuple)) and prompt:
+        prompt = prompt[-1]
+    text = message_text(prompt).strip()
+    return text if len(text) <= max_chars else "…" + text[-max_chars:]
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """Keep the head and the tail of a long text (where a looping completion shows its loop).
+
+    >>> shorten("abcdefghij", 6)
+    'abcd … [4 chars] … ij'
+    """
+    if len(text) <= max_chars:
+        return text
+    head = max_chars * 2 // 3
+    tail = max_chars - head
+    return f"{text[:head]} … [{len(text) - max_chars} chars] … {text[-tail:]}"
+
+
+SAMPLE_FIXED_COLUMNS = ("step", "prompt", "completion", "advantage", "image")
+
+
+def print_samples(path: str | Path, n: int = 8, console=None, max_chars: int = 1200) -> int:
+    """Print the first `n` completions of one parquet as a table; return how many were shown.
+
+    Rows come in TRL's order, so the first `num_generations` rows are one prompt's group: their
+    rewards and advantages side by side show whether the group disagrees (a signal) or not.
+    """
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    frame = pd.read_parquet(path)
+    score_columns = [c for c in frame.columns if c not in SAMPLE_FIXED_COLUMNS]
+    shown = frame.head(n)
+    step = int(frame["step"].iloc[0]) if "step" in frame.columns and len(frame) else None
+    table = Table(
+        title=f"step {step}: {len(shown)} of {len(frame)} completions ({Path(path).name})",
+        show_lines=True,
+        expand=True,
+    )
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("prompt (end)", ratio=2, overflow="fold")
+    table.add_column("completion", ratio=5, overflow="fold")
+    for column in [*score_columns, "advantage"]:
+        if column in frame.columns:
+            table.add_column(column, justify="right", overflow="fold")
+    for index, row in shown.iterrows():
+        cells = [str(index), prompt_tail(row.get("prompt")), shorten(message_text(row.get("completion")), max_chars)]
+        cells += [_cell(row[c]) for c in [*score_columns, "advantage"] if c in frame.columns]
+        # rich reads [tags] as markup; completions are full of brackets
+        table.add_row(*[_escape(c) for c in cells])
+    console.print(table)
+    return len(shown)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "None"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return message_text(value)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
