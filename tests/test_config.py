@@ -171,3 +171,8 @@ def test_resolved_config_redacts_tokens(config_file):
     parsed = parse_config(TYPES, [path])
     resolved = to_yaml_dict(*parsed.instances)
     assert "secret-value" not in str(resolved)
+
+
+def test_single_value_for_a_list_field_is_a_list_of_one(config_file):
+    path = config_file(BASE + "lora_target_modules: q_proj\n")
+    assert parse_config(TYPES, [path]).values["lora_target_modules"] == ["q_proj"]

@@ -287,7 +287,7 @@ def coerce_value(value: Any, annotation: Any) -> Any:
         return _NO_MATCH
     if origin in (list, Sequence) or annotation is list:
         if not isinstance(value, (list, tuple)):
-            return _NO_MATCH
+            value = [value]  # `lora_target_modules: q_proj` means a list of one
         (item_type,) = typing.get_args(annotation) or (Any,)
         items = [coerce_value(v, item_type) for v in value]
         return _NO_MATCH if any(i is _NO_MATCH for i in items) else items
