@@ -176,3 +176,11 @@ def test_resolved_config_redacts_tokens(config_file):
 def test_single_value_for_a_list_field_is_a_list_of_one(config_file):
     path = config_file(BASE + "lora_target_modules: q_proj\n")
     assert parse_config(TYPES, [path]).values["lora_target_modules"] == ["q_proj"]
+
+
+def test_help_lists_every_field_and_exits_cleanly(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(TYPES, ["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--prompt_format" in out and "--num_generations" in out and "--lora_r" in out

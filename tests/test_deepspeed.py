@@ -49,3 +49,10 @@ def _assert_trained_with_deepspeed(ranks, out, tiny_model_path):
 def test_grpo_trains_under_deepspeed(stage, port, tmp_path, tiny_model_path):
     out, ranks = _run_under(stage, "grpo", SMOKE, tmp_path, port, "--per_device_train_batch_size", "4")
     _assert_trained_with_deepspeed(ranks, out, tiny_model_path)
+
+
+@pytest.mark.parametrize("stage, port", [("zero2", 29633), ("zero3", 29634)])
+def test_sft_trains_under_deepspeed(stage, port, tmp_path, tiny_model_path):
+    sft_smoke = str(REPO_ROOT / "configs" / "sft_smoke.yaml")
+    out, ranks = _run_under(stage, "sft", sft_smoke, tmp_path, port, "--per_device_train_batch_size", "2")
+    _assert_trained_with_deepspeed(ranks, out, tiny_model_path)

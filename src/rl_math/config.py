@@ -433,6 +433,9 @@ def parse_config(
     from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        HfArgumentParser(list(dataclass_types)).print_help()
+        raise SystemExit(0)
     config_path, cli_args = split_config_path(argv)
     fields = collect_fields(dataclass_types)
 

@@ -1,0 +1,110 @@
+"""Expert iteration on GSM8K: rounds of sample → keep what the rewards accept → SFT → evaluate.
+
+    python recipes/expert_iteration.py configs/ei_smoke.yaml                  # CPU, offline, 1 round
+    python recipes/expert_iteration.py configs/ei_qwen1.5b.yaml               # one GPU
+    python recipes/expert_iteration.py configs/ei_qwen1.5b.yaml --ei_rounds 5 # continue a finished run
+
+Each round lives in OUTPUT_DIR/round_N/ (samples.jsonl, accepted.jsonl, model/, metrics.json);
+rerunning the same command resumes after the last finished round. Filter and resume semantics:
+`rl_math.expert_iteration`. One process: sampling and training take turns on the same GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from trl import ModelConfig, SFTConfig
+
+from rl_math import preflight
+from rl_math.config import ConfigError, RecipeArguments, parse_config, to_yaml_dict
+from rl_math.data import load_prompt_dataset
+from rl_math.expert_iteration import (
+    ExpertIterationArguments,
+    RoundContext,
+    default_filter,
+    describe_filter,
+    resume_point,
+    run_round,
+    validate_filter,
+)
+from rl_math.generation import resolve_use_vllm
+from rl_math.prompts import default_reward_specs
+from rl_math.training import load_tokenizer, setup_logging
+
+logger = logging.getLogger("rl_math.expert_iteration")
+RESOLVED_CONFIG_FILE = "rl_math_config.yaml"
+
+
+def check_ei(values: dict, explicit: set[str]) -> None:
+    if preflight.world_size_from_env() > 1:
+        raise ConfigError("expert_iteration.py runs as one process (sampling and SFT take turns); launch it with python")
+    for name in ("ei_rounds", "ei_samples_per_question", "ei_max_new_tokens", "ei_generation_batch_size"):
+        if values[name] < 1:
+            raise ConfigError(f"{name} must be at least 1, got {values[name]}")
+    if values["ei_temperature"] < 0:
+        raise ConfigError(f"ei_temperature must be >= 0 (0 is greedy), got {values['ei_temperature']}")
+    if values["ei_filter"] is not None:
+        try:
+            validate_filter(values["ei_filter"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    try:
+        resolve_use_vllm(values["ei_use_vllm"])
+    except ImportError as err:
+        raise ConfigError(f"ei_use_vllm: {err}") from None
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parsed = parse_config(
+        [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments], argv,
+        checks=[preflight.apply_cpu_defaults, check_ei],
+    )
+    script_args, training_args, model_args, ei_args = parsed.instances
+    setup_logging(training_args)
+    output_dir = Path(training_args.output_dir)
+    base_model = model_args.model_name_or_path
+
+    next_round, model_path, history = resume_point(output_dir, base_model)
+    if history:
+        logger.info("rounds 1-%d are finished; resuming at round %d from %s", len(history), next_round, model_path)
+    if next_round > ei_args.ei_rounds:
+        logger.info("all %d rounds are finished in %s (raise ei_rounds to continue)", ei_args.ei_rounds, output_dir)
+        return history
+
+    tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
+    questions = load_prompt_dataset(
+        script_args, script_args.dataset_train_split, tokenizer, script_args.max_train_samples, training_args.seed
+    )
+    eval_set = None
+    if ei_args.ei_eval:
+        eval_set = load_prompt_dataset(
+            script_args, script_args.dataset_test_split, tokenizer, script_args.max_eval_samples, training_args.seed
+        )
+    filter_specs = validate_filter(ei_args.ei_filter or default_filter(script_args.prompt_format))
+    reward_specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+    logger.info("filter: a sample is kept when %s", describe_filter(filter_specs))
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resolved = to_yaml_dict(script_args, model_args, ei_args, training_args)
+    resolved.update(ei_filter=filter_specs, rewards=reward_specs)
+    (output_dir / RESOLVED_CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=True))
+
+    ctx = RoundContext(
+        output_dir=output_dir, base_model=base_model, questions=questions, eval_set=eval_set,
+        script_args=script_args, training_args=training_args, model_args=model_args, ei_args=ei_args,
+        filter_specs=filter_specs, reward_specs=reward_specs, history=history,
+    )
+    for round_index in range(next_round, ei_args.ei_rounds + 1):
+        metrics = run_round(ctx, round_index, model_path)
+        if metrics is None:
+            logger.info("stopped by a signal during round %d; rerun the command to resume", round_index)
+            break
+        model_path = metrics["model_path"]
+    return ctx.history
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

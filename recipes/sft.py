@@ -1,0 +1,86 @@
+"""Supervised fine-tuning on GSM8K reasoning traces (or any prompt/completion file) with TRL's SFTTrainer.
+
+    python recipes/sft.py configs/sft_smoke.yaml                                   # CPU, offline
+    accelerate launch recipes/sft.py configs/sft_qwen0.5b.yaml                      # one GPU
+    accelerate launch --config_file configs/accelerate/zero3.yaml recipes/sft.py configs/sft_qwen7b.yaml
+
+The targets are written in the config's `prompt_format` exactly as the RL rewards want them (see
+`rl_math.sft_data`); the loss covers the completion only and ends with the chat template's
+end-of-turn token, so the model learns to stop. With `use_peft: true` the adapter is saved in
+output_dir and a merged full model in output_dir/merged (what vLLM, EI and GRPO load).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
+
+from rl_math import preflight
+from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
+from rl_math.generation import add_stop_tokens, save_for_generation
+from rl_math.preemption import PreemptionCallback
+from rl_math.sft_data import drop_overlong, load_sft_dataset, supervised_text
+from rl_math.tiny import resolve_model_path
+from rl_math.training import (
+    check_data_parallel,
+    end_distributed,
+    load_tokenizer,
+    model_init_kwargs,
+    resolve_resume,
+    save_run,
+    setup_logging,
+)
+
+logger = logging.getLogger("rl_math.sft")
+MERGED_DIR = "merged"
+
+
+def main(argv: list[str] | None = None) -> SFTTrainer:
+    parsed = parse_config(
+        [RecipeArguments, SFTConfig, ModelConfig], argv, checks=[preflight.apply_cpu_defaults]
+    )
+    script_args, training_args, model_args = parsed.instances
+    setup_logging(training_args)
+    checkpoint = resolve_resume(training_args)
+
+    model_path = resolve_model_path(model_args.model_name_or_path)
+    tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
+    train_dataset = load_sft_dataset(
+        script_args, script_args.dataset_train_split, tokenizer, script_args.max_train_samples, training_args.seed
+    )
+    train_dataset = drop_overlong(train_dataset, tokenizer, training_args.max_length)
+    training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
+
+    preemption = PreemptionCallback()
+    trainer = SFTTrainer(
+        model=model_path,
+        args=training_args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        callbacks=[preemption],
+    )
+    check_data_parallel(trainer)
+    supervised, _ = supervised_text(trainer.train_dataset[0], tokenizer)
+    logger.info("%d training rows; the loss of row 0 covers: %r", len(trainer.train_dataset), supervised[-300:])
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    if preemption.stopped:
+        return trainer  # the checkpoint is saved; the requeued job resumes from it
+
+    add_stop_tokens(trainer.accelerator.unwrap_model(trainer.model), tokenizer)  # a base model learns <|im_end|>
+    resolved = to_yaml_dict(script_args, model_args, training_args)
+    save_run(trainer, tokenizer, resolved, result.metrics)
+    if model_args.use_peft:
+        if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+            logger.warning("LoRA under ZeRO-3: only the adapter is saved; merge it offline before vLLM/GRPO")
+        else:
+            save_for_generation(trainer, tokenizer, str(Path(training_args.output_dir) / MERGED_DIR))
+    return trainer
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    end_distributed()
