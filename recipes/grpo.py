@@ -40,7 +40,12 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     parsed = parse_config(
         [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments],
         argv,
-        checks=[preflight.apply_cpu_defaults, preflight.check_grpo_batch, preflight.check_vllm],
+        checks=[
+            preflight.apply_cpu_defaults,
+            preflight.check_grpo_batch,
+            preflight.check_vllm,
+            preflight.check_no_reward_weights,
+        ],
     )
     script_args, training_args, model_args, health_args = parsed.instances
     setup_logging(training_args)

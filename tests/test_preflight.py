@@ -84,3 +84,10 @@ def test_deepspeed_on_cpu_keeps_deepspeed(monkeypatch):
     values = {"bf16": None, "use_cpu": False, "ddp_backend": None}
     apply_cpu_defaults(values, explicit=set())
     assert values["use_cpu"] is False and values["ddp_backend"] == "gloo"
+
+
+def test_trl_reward_weights_point_to_the_rewards_list():
+    from rl_math.preflight import check_no_reward_weights
+
+    with pytest.raises(ConfigError, match=r"weight from the rewards list"):
+        check_no_reward_weights({"reward_weights": [1.0]}, explicit={"reward_weights"})

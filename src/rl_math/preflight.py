@@ -156,3 +156,13 @@ def check_reward_columns(reward_funcs: list, column_names: list[str]) -> None:
                 f"reward {func.__name__!r} reads dataset column(s) {missing}, but the dataset has "
                 f"{sorted(column_names)}; use a dataset with those columns or drop the reward"
             )
+
+
+def check_no_reward_weights(values: dict[str, Any], explicit: set[str]) -> None:
+    """Weights live beside each reward in `rewards:`; TRL's own list would silently be replaced."""
+    if "reward_weights" in explicit:
+        raise ConfigError(
+            "reward_weights is set, but rl-math takes each reward's weight from the rewards list; "
+            "write e.g. rewards: [{name: correctness, weight: 1.0}, {name: boxed_format, weight: 0.2}] "
+            "and remove reward_weights"
+        )
