@@ -114,3 +114,13 @@ def test_two_processes_train_one_data_parallel_model(tmp_path, tiny_model_path):
     assert ranks[0]["checksum"] == ranks[1]["checksum"]  # same update applied on both ranks
     assert ranks[0]["global_step"] == 2
     assert ranks[0]["checksum"] != pytest.approx(_checksum(tiny_model_path), rel=1e-9)  # it did train
+
+
+def test_lora_with_reference_model_saves_an_adapter(tmp_path):
+    out = tmp_path / "lora"
+    result = _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "2", "--save_strategy", "no",
+                            "--use_peft", "--lora_r", "8", "--lora_target_modules", "q_proj", "v_proj",
+                            "--beta", "0.04"))
+    assert "PeftModelForCausalLM" in result.stdout
+    assert (out / "adapter_model.safetensors").is_file()
+    assert metric_series(out, "kl")  # beta > 0: a reference model is in use
