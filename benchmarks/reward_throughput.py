@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         f"verdicts     {len(differ)} differ; the careful human sides with rl_math on "
         f"{len(differ) - len(lost)}, with math-verify on {len(lost)} (verdicts lost)\n"
     )
+    reward_mix_rows(cases, theirs_throughput)  # the full reward mixes (appended section below)
+    print()
 
     print(f"{'variant':<28}{'count':>7}{'human':>7}{'rl_math ok':>12}{'math-verify ok':>16}")
     counts = Counter(case.variant for case in cases)
@@ -230,6 +232,57 @@ def main(argv: list[str] | None = None) -> int:
             f"      rl_math {ours[index]}, math-verify {theirs[index]}, careful human {human[index]} -> {side}"
         )
     return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# The full reward mix (appended): what a GRPO step really pays per completion is every reward of
+# the mix, not correctness alone. Timed interleaved with correctness (median of MIX_REPEATS
+# round-robin rounds, min-max spread) so that load on a shared machine hits all rows alike.
+
+MIX_REPEATS = 5
+FAKE_EOS = 2  # token ids are made up: termination only looks at the last id and the length
+
+
+def _completion_ids(case: Case) -> list[int]:
+    """Stand-in token ids: one per word, ending in EOS unless the completion was cut off."""
+    ids = [7] * max(1, len(case.completion.split()))
+    return ids if case.variant == "truncated think" else ids + [FAKE_EOS]
+
+
+def reward_mix_rows(cases: list[Case], math_verify_throughput: float, repeats: int = MIX_REPEATS) -> None:
+    """Print completions/s of correctness, the default mix and the shipped configs' mix, interleaved."""
+    import statistics
+
+    from rl_math.prompts import default_reward_specs
+    from rl_math.rewards import build_rewards
+
+    completions = [case.completion for case in cases]
+    kwargs = {"answer": [case.gold for case in cases], "completion_ids": [_completion_ids(c) for c in cases]}
+    context = {"eos_token_ids": [FAKE_EOS], "max_completion_length": 768}
+    shipped = default_reward_specs("boxed") + [{"name": "repetition_penalty", "weight": 0.5, "ngram_size": 4, "max_penalty": -1.0}]
+    mixes = {
+        "correctness alone": build_rewards([{"name": "correctness"}], context)[0],
+        "default mix (correctness, boxed_format, termination)": build_rewards(default_reward_specs("boxed"), context)[0],
+        "shipped qwen*.yaml mix (+ repetition_penalty)": build_rewards(shipped, context)[0],
+    }
+    times: dict[str, list[float]] = {name: [] for name in mixes}
+    for _ in range(repeats):
+        for name, funcs in mixes.items():  # round-robin: each round times every mix once
+            grader._parse_number_cached.cache_clear()
+            grader._gold_text_value.cache_clear()
+            start = time.perf_counter()
+            for func in funcs:  # as GRPOTrainer calls them: one call per reward over the batch
+                func(prompts=None, completions=completions, **kwargs)
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["correctness alone"])
+    print(f"reward mixes, {len(cases)} completions, median of {repeats} interleaved rounds (min-max)")
+    print(f"{'rewards':<56}{'seconds':>9}{'completions/s':>15}{'time vs correctness':>21}{'vs math-verify':>16}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(
+            f"{name:<56}{median:>9.3f}{len(cases) / median:>15,.0f}{median / base:>20.2f}x"
+            f"{len(cases) / median / math_verify_throughput:>15.1f}x   ({min(values):.3f}-{max(values):.3f} s)"
+        )
 
 
 if __name__ == "__main__":

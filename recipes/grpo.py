@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.check_grpo_batch,
             preflight.check_vllm,
             preflight.check_no_reward_weights,
+            preflight.warn_pure_bf16_training,
         ],
     )
     script_args, training_args, model_args, health_args = parsed.instances

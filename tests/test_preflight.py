@@ -91,3 +91,20 @@ def test_trl_reward_weights_point_to_the_rewards_list():
 
     with pytest.raises(ConfigError, match=r"weight from the rewards list"):
         check_no_reward_weights({"reward_weights": [1.0]}, explicit={"reward_weights"})
+
+
+def test_bf16_weights_without_deepspeed_get_a_warning(monkeypatch, caplog):
+    from rl_math.preflight import warn_pure_bf16_training
+
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    monkeypatch.delenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", raising=False)
+    warn_pure_bf16_training({"dtype": "bfloat16", "use_peft": False}, set())
+    assert "no fp32 master copy" in caplog.text
+
+
+def test_bf16_weights_under_deepspeed_are_fine(monkeypatch, caplog):
+    from rl_math.preflight import warn_pure_bf16_training
+
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    warn_pure_bf16_training({"dtype": "bfloat16", "use_peft": False}, set())
+    assert "master copy" not in caplog.text

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rl_math.memory_plan import PLAN_HELP, add_plan_arguments, run_plan
+
 EXIT_USAGE = 2  # bad input, as argparse uses for bad arguments
 
 
@@ -105,7 +107,7 @@ def _positive_int(text: str) -> int:
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("plot", "draw reward, accuracy, length, entropy/KL curves and health alarms into a PNG", _add_plot_arguments, _run_plot),
     Subcommand("samples", "show logged completions (log_completions: true) as a table", _add_samples_arguments, _run_samples),
-    # Subcommand("plan", ...),  # next: resources and batch geometry for a config
+    Subcommand("plan", PLAN_HELP, add_plan_arguments, run_plan),
 ]
 
 

@@ -166,3 +166,17 @@ def check_no_reward_weights(values: dict[str, Any], explicit: set[str]) -> None:
             "write e.g. rewards: [{name: correctness, weight: 1.0}, {name: boxed_format, weight: 0.2}] "
             "and remove reward_weights"
         )
+
+
+def warn_pure_bf16_training(values: dict[str, Any], explicit: set[str]) -> None:
+    """bf16 weights trained without DeepSpeed have no fp32 master copy: small updates round away.
+
+    At lr 1e-6 most AdamW updates are below bf16's resolution (measured: 10 steps changed 1.9 % of
+    a bf16 weight matrix vs 99.99 % in fp32). DeepSpeed keeps fp32 masters, so ZeRO runs are fine.
+    """
+    if values.get("dtype") == "bfloat16" and not _deepspeed_launch() and not values.get("use_peft"):
+        logger.warning(
+            "dtype bfloat16 without DeepSpeed trains the bf16 weights directly (no fp32 master copy), "
+            "so updates smaller than bf16's resolution are lost; use dtype: float32 with bf16: true "
+            "(mixed precision), a ZeRO config (configs/accelerate/zero2.yaml), or use_peft: true"
+        )
