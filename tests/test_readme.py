@@ -1,0 +1,35 @@
+"""The README stays true: its commands match CI, and every field rl-math adds is documented."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from rl_math.config import RecipeArguments
+from rl_math.evaluation import EvalArguments
+from rl_math.expert_iteration import ExpertIterationArguments
+from rl_math.health import HealthArguments
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("dataclass", [RecipeArguments, HealthArguments, ExpertIterationArguments, EvalArguments])
+def test_every_rl_math_field_is_in_the_readme(dataclass):
+    missing = [f.name for f in dataclasses.fields(dataclass) if f"`{f.name}`" not in README]
+    assert not missing, f"README does not document {missing}"
+
+
+def test_ci_runs_the_readme_test_command():
+    command = re.search(r"```bash\n(python -m pytest[^\n]*)\n```", README).group(1)
+    assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_install_pins_the_cpu_torch():
+    assert "pip install torch==2.13.0 && pip install -e \".[dev]\" && python recipes/grpo.py configs/smoke.yaml" in README
+
+
+@pytest.mark.parametrize("path", sorted(set(re.findall(r"(?:configs|recipes|slurm|docs)/[\w./-]+\.(?:yaml|py|sbatch|md)", README))))
+def test_every_file_the_readme_names_exists(path):
+    assert (ROOT / path).is_file(), path
