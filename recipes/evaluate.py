@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 
-from rl_math.config import ConfigError, RecipeArguments, parse_config, to_yaml_dict
+from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
 from rl_math.evaluation import (
     FIGURE_FILE,
@@ -93,4 +93,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    with exit_on_config_error():
+        main(sys.argv[1:])

@@ -19,7 +19,7 @@ import yaml
 from trl import ModelConfig, SFTConfig
 
 from rl_math import preflight
-from rl_math.config import ConfigError, RecipeArguments, parse_config, to_yaml_dict
+from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
 from rl_math.expert_iteration import (
     ExpertIterationArguments,
@@ -107,4 +107,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    with exit_on_config_error():
+        main(sys.argv[1:])

@@ -15,7 +15,7 @@ import sys
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
 
 from rl_math import preflight
-from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
+from rl_math.config import RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
 from rl_math.health import HealthArguments, build_health_callback
 from rl_math.preemption import PreemptionCallback
@@ -91,5 +91,6 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    with exit_on_config_error():
+        main(sys.argv[1:])
     end_distributed()

@@ -19,7 +19,7 @@ from pathlib import Path
 from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
 from rl_math import preflight
-from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
+from rl_math.config import RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.generation import add_stop_tokens, save_for_generation
 from rl_math.preemption import PreemptionCallback
 from rl_math.sft_data import drop_overlong, load_sft_dataset, supervised_text
@@ -82,5 +82,6 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    with exit_on_config_error():
+        main(sys.argv[1:])
     end_distributed()

@@ -124,3 +124,12 @@ def test_lora_with_reference_model_saves_an_adapter(tmp_path):
     assert "PeftModelForCausalLM" in result.stdout
     assert (out / "adapter_model.safetensors").is_file()
     assert metric_series(out, "kl")  # beta > 0: a reference model is in use
+
+
+def test_config_error_is_one_line_without_traceback(tmp_path):
+    result = run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path), "--learnin_rate", "1e-6")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "grpo.py: error: unknown config key 'learnin_rate' on the command line; did you mean 'learning_rate'?"
+    )
+    assert "Traceback" not in result.stderr

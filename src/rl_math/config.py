@@ -13,6 +13,7 @@ own checks (`checks=`) that see the merged values before the dataclasses are bui
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import enum
@@ -506,3 +507,13 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+@contextlib.contextmanager
+def exit_on_config_error() -> typing.Iterator[None]:
+    """In a recipe's `__main__`: a ConfigError is one line on stderr and exit code 2, no traceback."""
+    try:
+        yield
+    except ConfigError as err:
+        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
