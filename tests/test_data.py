@@ -135,3 +135,18 @@ def test_real_gsm8k_loads_with_the_format_system_prompt(gsm8k_dir):
 def test_synthetic_dataset_by_name():
     args = RecipeArguments(dataset_name=SYNTHETIC_DATASET)
     assert len(load_prompt_dataset(args, "test", limit=10)) == 10
+
+
+def test_real_gsm8k_prompts_fit_the_shipped_budget_with_the_real_tokenizer(gsm8k_dir, caplog):
+    from transformers import AutoTokenizer
+
+    tokenizer_dir = gsm8k_dir.parents[1] / "tokenizers" / "qwen2.5-instruct"
+    if not tokenizer_dir.is_dir():
+        pytest.skip(f"real Qwen2.5 tokenizer not found at {tokenizer_dir}")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    args = RecipeArguments(dataset_name=str(gsm8k_dir), max_prompt_tokens=512)
+    assert len(load_prompt_dataset(args, "test", tokenizer)) == 1319  # the longest is 216 tokens
+    tight = RecipeArguments(dataset_name=str(gsm8k_dir), max_prompt_tokens=100)
+    kept = load_prompt_dataset(tight, "test", tokenizer)
+    assert 0 < len(kept) < 1319
+    assert f"dropped {1319 - len(kept)} of 1319 prompts longer than max_prompt_tokens=100" in caplog.text
