@@ -28,6 +28,7 @@ from rl_math.evaluation import (
     write_results,
 )
 from rl_math.generation import SamplingSettings, load_generation_tokenizer
+from rl_math import preflight
 from rl_math.preflight import world_size_from_env
 from rl_math.prompts import default_reward_specs
 
@@ -48,7 +49,7 @@ def check_eval_args(values: dict, explicit: set[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parsed = parse_config([RecipeArguments, EvalArguments], argv, checks=[check_eval_args])
+    parsed = parse_config([RecipeArguments, EvalArguments], argv, checks=[check_eval_args, preflight.check_vllm])
     script_args, eval_args = parsed.instances
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stdout)])

@@ -115,7 +115,9 @@ def resolve_use_vllm(use_vllm: bool | None) -> bool:
     if use_vllm is None:
         return vllm_installed() and torch.cuda.is_available()
     if use_vllm and not vllm_installed():
-        raise ImportError("use_vllm is true but vLLM is not installed (pip install -e .[vllm] on a CUDA machine)")
+        from rl_math.preflight import VLLM_MISSING
+
+        raise ImportError(VLLM_MISSING)
     return bool(use_vllm)
 
 

@@ -102,16 +102,18 @@ def check_grpo_batch(values: dict[str, Any], explicit: set[str], world_size: int
         raise ConfigError(f"batch sizes for {world_size} process(es): " + "; ".join(problems))
 
 
+VLLM_MISSING = (
+    "use_vllm is true but vLLM is not installed; install the extra with `pip install -e .[vllm]` "
+    "(CUDA machines only), or set use_vllm: false to generate with transformers"
+)
+
+
 def check_vllm(values: dict[str, Any], explicit: set[str]) -> None:
-    """`use_vllm: true` needs the optional vllm extra; say so before TRL's ImportError mid-setup."""
+    """`use_vllm: true` needs the optional vllm extra; say so before an ImportError mid-setup."""
     if values.get("use_vllm") and importlib.util.find_spec("vllm") is None:
-        raise ConfigError(
-            "use_vllm is true but vLLM is not installed; install the extra with "
-            "`pip install -e .[vllm]` (CUDA machines only), or set use_vllm: false to generate with transformers"
-        )
-    mode = values.get("vllm_mode")
-    if values.get("use_vllm") and mode not in ("colocate", "server"):
-        raise ConfigError(f"vllm_mode must be 'colocate' or 'server', got {mode!r}")
+        raise ConfigError(VLLM_MISSING)
+    if values.get("use_vllm") and "vllm_mode" in values and values["vllm_mode"] not in ("colocate", "server"):
+        raise ConfigError(f"vllm_mode must be 'colocate' or 'server', got {values['vllm_mode']!r}")
 
 
 def _cuda_available() -> bool:
