@@ -23,17 +23,14 @@ import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 
-try:
-    from rl_math import grader
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(ROOT / "src"))
-    from rl_math import grader
+from _common import cpu_model, version  # benchmarks/ is on sys.path when run as a script; adds src/ too
+
+from rl_math import grader
 from rl_math.gsm8k import gold_answer_from_solution, solution_reasoning
 from rl_math.rewards import correctness
 
@@ -130,23 +127,6 @@ def math_verify_grader():
         return float(verify(gold_parsed, answer_parsed, timeout_seconds=5))
 
     return score
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,7 @@ def _learning_run(tmp_path, weight: float) -> list[float]:
     config["output_dir"] = str(tmp_path / f"weight{weight:+g}")
     path = tmp_path / f"learning{weight:+g}.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = _ok(run_recipe("grpo", str(path)))
+    _ok(run_recipe("grpo", str(path)))
     return metric_series(config["output_dir"], "rewards/low_token_share/mean")
 
 

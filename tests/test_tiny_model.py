@@ -1,6 +1,6 @@
 """The offline tiny model: Qwen2.5's chat format and special tokens, deterministic, loadable by Auto*."""
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from rl_math.tiny import TINY_MODEL_NAME, build_tokenizer, resolve_model_path, vocab_fingerprint
 
