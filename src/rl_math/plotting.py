@@ -195,7 +195,9 @@ def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = 
         ax = axes_by_panel[panel]
         lines = ax.get_lines() + (axes_by_panel["kl"].get_lines() if panel == "entropy_kl" and "kl" in axes_by_panel else [])
         if lines:
-            ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="best")
+            # many curves (components × runs): two columns, translucent, so the legend hides less
+            ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="best",
+                      ncol=2 if len(lines) > 4 else 1, framealpha=0.7)
         else:
             ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center", color="gray")
         if panel in ("accuracy", "clipped_ratio", "zero_std"):
@@ -206,7 +208,7 @@ def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = 
     names = [run.name for run in runs]
     fig.suptitle(title or "rl-math training curves: " + ", ".join(names))
     # fixed margins: tight_layout would cost as much as the drawing itself, for the same result
-    fig.subplots_adjust(left=0.06, right=0.97, top=0.93, bottom=0.1 if alarm_labels else 0.06, hspace=0.22, wspace=0.22)
+    fig.subplots_adjust(left=0.07, right=0.97, top=0.93, bottom=0.1 if alarm_labels else 0.06, hspace=0.22, wspace=0.22)
     metadata = {
         "Title": title or "rl-math training curves: " + ", ".join(names),
         "rl_math:panels": ",".join(panel for panel, _, _ in PANELS),
