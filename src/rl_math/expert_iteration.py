@@ -110,13 +110,10 @@ def default_filter(prompt_format: str) -> list[dict]:
     >>> [f["name"] for f in default_filter("think_boxed")]
     ['correctness', 'think_format', 'termination']
     """
-    from rl_math.prompts import get_prompt_format
+    from rl_math.prompts import default_reward_specs
 
-    return [
-        {"name": "correctness", "min": 1.0},
-        {"name": get_prompt_format(prompt_format).format_reward, "min": 1.0},
-        {"name": "termination", "min": 1.0},
-    ]
+    # full marks on every reward of the format's default mix
+    return [{"name": spec["name"], "min": 1.0} for spec in default_reward_specs(prompt_format)]
 
 
 def validate_filter(specs: object) -> list[dict]:
