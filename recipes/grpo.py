@@ -17,7 +17,9 @@ from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
 from rl_math import preflight
 from rl_math.config import RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
+from rl_math.generation import stop_token_ids
 from rl_math.health import HealthArguments, build_health_callback
+from rl_math.in_run_eval import InRunEvalArguments, build_in_run_eval, load_best_model
 from rl_math.preemption import PreemptionCallback
 from rl_math.prompts import default_reward_specs
 from rl_math.rewards import build_rewards
@@ -38,7 +40,7 @@ logger = logging.getLogger("rl_math.grpo")
 
 def main(argv: list[str] | None = None) -> GRPOTrainer:
     parsed = parse_config(
-        [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments],
+        [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments],
         argv,
         checks=[
             preflight.apply_cpu_defaults,
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.warn_pure_bf16_training,
         ],
     )
-    script_args, training_args, model_args, health_args = parsed.instances
+    script_args, training_args, model_args, health_args, eval_args = parsed.instances
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
 
@@ -70,6 +72,11 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
     logger.info("rewards: %s", ", ".join(f"{f.__name__}×{w:g}" for f, w in zip(reward_funcs, reward_weights)))
 
+    in_run_eval = build_in_run_eval(
+        eval_args, script_args, tokenizer, reward_specs=specs, stop_ids=stop_token_ids(tokenizer, model_path),
+        max_new_tokens=training_args.max_completion_length,
+    )
+
     preemption = PreemptionCallback()
     trainer = GRPOTrainer(
         model=model_path,
@@ -78,13 +85,17 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[preemption, *build_health_callback(health_args, reward_funcs)],
+        callbacks=[preemption, *in_run_eval, *build_health_callback(health_args, reward_funcs)],
     )
+    for callback in in_run_eval:
+        callback.attach(trainer)
     check_data_parallel(trainer)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
-    resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
+    if in_run_eval and eval_args.eval_load_best_at_end:
+        load_best_model(trainer)
+    resolved = to_yaml_dict(script_args, model_args, health_args, eval_args, training_args)
     resolved["rewards"] = specs
     save_run(trainer, tokenizer, resolved, result.metrics)
     return trainer

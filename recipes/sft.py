@@ -20,8 +20,10 @@ from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
 from rl_math import preflight
 from rl_math.config import RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
-from rl_math.generation import add_stop_tokens, save_for_generation
+from rl_math.generation import add_stop_tokens, save_for_generation, stop_token_ids
+from rl_math.in_run_eval import InRunEvalArguments, build_in_run_eval, load_best_model
 from rl_math.preemption import PreemptionCallback
+from rl_math.prompts import default_reward_specs
 from rl_math.sft_data import drop_overlong, load_sft_dataset, supervised_text
 from rl_math.tiny import resolve_model_path
 from rl_math.training import (
@@ -40,9 +42,11 @@ MERGED_DIR = "merged"
 
 def main(argv: list[str] | None = None) -> SFTTrainer:
     parsed = parse_config(
-        [RecipeArguments, SFTConfig, ModelConfig], argv, checks=[preflight.apply_cpu_defaults, preflight.warn_pure_bf16_training]
+        [RecipeArguments, SFTConfig, ModelConfig, InRunEvalArguments],
+        argv,
+        checks=[preflight.apply_cpu_defaults, preflight.warn_pure_bf16_training],
     )
-    script_args, training_args, model_args = parsed.instances
+    script_args, training_args, model_args, eval_args = parsed.instances
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
 
@@ -54,6 +58,11 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     train_dataset = drop_overlong(train_dataset, tokenizer, training_args.max_length)
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
 
+    in_run_eval = build_in_run_eval(
+        eval_args, script_args, tokenizer, reward_specs=script_args.rewards or default_reward_specs(script_args.prompt_format),
+        stop_ids=stop_token_ids(tokenizer, model_path), max_new_tokens=None,
+    )
+
     preemption = PreemptionCallback()
     trainer = SFTTrainer(
         model=model_path,
@@ -61,8 +70,10 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[preemption],
+        callbacks=[preemption, *in_run_eval],
     )
+    for callback in in_run_eval:
+        callback.attach(trainer)
     check_data_parallel(trainer)
     supervised, _ = supervised_text(trainer.train_dataset[0], tokenizer)
     logger.info("%d training rows; the loss of row 0 covers: %r", len(trainer.train_dataset), supervised[-300:])
@@ -70,8 +81,10 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
 
+    if in_run_eval and eval_args.eval_load_best_at_end:
+        load_best_model(trainer)
     add_stop_tokens(trainer.accelerator.unwrap_model(trainer.model), tokenizer)  # a base model learns <|im_end|>
-    resolved = to_yaml_dict(script_args, model_args, training_args)
+    resolved = to_yaml_dict(script_args, model_args, eval_args, training_args)
     save_run(trainer, tokenizer, resolved, result.metrics)
     if model_args.use_peft:
         if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:

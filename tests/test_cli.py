@@ -13,7 +13,7 @@ from PIL import Image
 
 from rl_math.cli import main
 
-PANELS = "reward,accuracy,length,clipped_ratio,entropy_kl,zero_std"
+PANELS = "reward,accuracy,length,clipped_ratio,entropy_kl,zero_std,held_out"
 
 
 def grpo_log(step: int, **extra) -> dict:

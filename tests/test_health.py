@@ -388,3 +388,38 @@ def test_yaml_and_command_line_reach_health_arguments(tmp_path):
     assert health.health_zero_std_threshold == 0.8
     (overridden,) = parse_config([HealthArguments], [str(config), "--health_actions", "{all_truncated: stop}"]).instances
     assert overridden.health_actions == {"all_truncated": "stop"}
+
+
+# -- accuracy_drop: held-out accuracy from the in-run evaluation ---------------------------------
+
+
+def _accuracy_alarms(accuracies, **args) -> list[int]:
+    monitor = HealthMonitor(HealthArguments(health_patience=2, **args), reward_names=REWARDS)
+    steps = []
+    for step, accuracy in enumerate(accuracies):
+        steps += [step for a in monitor.observe({"eval_accuracy": accuracy}, step=step) if a.condition == "accuracy_drop"]
+    return steps
+
+
+def test_accuracy_drop_fires_when_held_out_accuracy_stays_below_the_start():
+    assert _accuracy_alarms([0.50, 0.40, 0.30]) == [2]
+
+
+def test_accuracy_drop_ignores_a_drop_within_the_threshold():
+    assert _accuracy_alarms([0.50, 0.46, 0.46, 0.46]) == []
+
+
+def test_accuracy_drop_needs_patience_evaluations_in_a_row():
+    assert _accuracy_alarms([0.50, 0.40, 0.55, 0.40, 0.60]) == []
+
+
+def test_accuracy_drop_baseline_survives_a_resume():
+    monitor = HealthMonitor(HealthArguments(health_patience=1), reward_names=REWARDS)
+    monitor.replay([{"eval_accuracy": 0.5, "step": 0}, {"eval_accuracy": 0.6, "step": 10}])
+    assert [a.condition for a in monitor.observe({"eval_accuracy": 0.3}, step=20)] == ["accuracy_drop"]
+
+
+def test_training_logs_never_judge_accuracy():
+    monitor = HealthMonitor(HealthArguments(health_patience=1), reward_names=REWARDS)
+    monitor.observe({"eval_accuracy": 0.5}, step=0)
+    assert monitor.observe(trl_log(), step=1) == []

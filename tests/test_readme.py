@@ -10,12 +10,15 @@ from rl_math.config import RecipeArguments
 from rl_math.evaluation import EvalArguments
 from rl_math.expert_iteration import ExpertIterationArguments
 from rl_math.health import HealthArguments
+from rl_math.in_run_eval import InRunEvalArguments
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("dataclass", [RecipeArguments, HealthArguments, ExpertIterationArguments, EvalArguments])
+@pytest.mark.parametrize(
+    "dataclass", [RecipeArguments, HealthArguments, ExpertIterationArguments, EvalArguments, InRunEvalArguments]
+)
 def test_every_rl_math_field_is_in_the_readme(dataclass):
     missing = [f.name for f in dataclasses.fields(dataclass) if f"`{f.name}`" not in README]
     assert not missing, f"README does not document {missing}"

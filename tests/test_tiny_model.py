@@ -51,3 +51,33 @@ def test_model_stops_on_end_of_turn_and_end_of_text(tiny_model_path, tiny_tokeni
     ids = {tiny_tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
     assert set(model.generation_config.eos_token_id) == ids
     assert model.config.model_type == "qwen2"
+
+
+def test_options_select_shape_and_initialisation(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("RL_MATH_CACHE", str(tmp_path))
+    wide = AutoModelForCausalLM.from_pretrained(resolve_model_path(f"{TINY_MODEL_NAME}?hidden_size=32&seed=1"))
+    again = AutoModelForCausalLM.from_pretrained(resolve_model_path(f"{TINY_MODEL_NAME}?hidden_size=32&seed=1"))
+    other = AutoModelForCausalLM.from_pretrained(resolve_model_path(f"{TINY_MODEL_NAME}?hidden_size=32&seed=2"))
+    assert wide.config.hidden_size == 32 and wide.config.intermediate_size == 64
+    weights = lambda m: torch.cat([p.flatten() for p in m.parameters()])  # noqa: E731
+    assert torch.equal(weights(wide), weights(again))
+    assert not torch.equal(weights(wide), weights(other))
+
+
+def test_plain_name_keeps_the_default_folder(tiny_model_path):
+    from rl_math.tiny import TinyModelOptions, tiny_model_dir
+
+    assert str(tiny_model_dir(TinyModelOptions())) == tiny_model_path
+
+
+def test_a_bad_model_option_is_a_config_error():
+    import pytest
+
+    from rl_math.config import ConfigError
+
+    with pytest.raises(ConfigError, match="did you mean 'hidden_size'"):
+        resolve_model_path(f"{TINY_MODEL_NAME}?hiden_size=32")
+    with pytest.raises(ConfigError, match="divisible"):
+        resolve_model_path(f"{TINY_MODEL_NAME}?hidden_size=30")

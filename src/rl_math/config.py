@@ -50,7 +50,9 @@ class RecipeArguments:
         default="openai/gsm8k",
         metadata={
             "help": "Hub dataset id, a local .jsonl/.json/.parquet file or folder with question/answer "
-            "columns, or 'rl-math:synthetic' for the offline generated arithmetic problems."
+            "columns, 'rl-math:synthetic' for the offline generated arithmetic problems, or "
+            "'rl-math:arithmetic?operations=add&max_operand=9&worked=false&train_size=2000&test_size=1000' "
+            "for the difficulty-controlled offline task."
         },
     )
     dataset_config: str | None = dataclasses.field(
@@ -94,6 +96,9 @@ class RecipeArguments:
             get_prompt_format(self.prompt_format)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        from rl_math.data import arithmetic_options
+
+        arithmetic_options(self.dataset_name)  # a bad option is a ConfigError now, not at load time
         if self.rewards is not None:
             from rl_math.rewards import validate_reward_specs
 
@@ -101,6 +106,52 @@ class RecipeArguments:
                 self.rewards = validate_reward_specs(self.rewards)
             except ValueError as err:
                 raise ConfigError(f"rewards: {err}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Options carried in a reserved name: `rl-math:arithmetic?operations=add,sub&max_operand=20`
+
+
+def parse_name_options(name: str, options_type: type) -> tuple[str, Any]:
+    """Split `base?key=value&key=value` into the base name and an `options_type` instance.
+
+    The options dataclass gives the keys, their types and defaults; a bad key or value is a
+    ConfigError naming the option. Lists are comma-separated; booleans are true/false.
+
+    >>> @dataclasses.dataclass
+    ... class Opts:
+    ...     size: int = 1
+    ...     ops: list[str] = dataclasses.field(default_factory=lambda: ["add"])
+    >>> parse_name_options("rl-math:x?size=3&ops=add,mul", Opts)
+    ('rl-math:x', Opts(size=3, ops=['add', 'mul']))
+    """
+    base, _, query = name.partition("?")
+    fields = collect_fields([options_type])
+    values: dict[str, Any] = {}
+    for item in filter(None, query.split("&")):
+        key, sep, text = item.partition("=")
+        if key not in fields:
+            hint = nearest_key(key, fields)
+            known = f"did you mean {hint!r}?" if hint else f"known options: {', '.join(fields)}"
+            raise ConfigError(f"unknown option {key!r} in {name!r}; {known}")
+        if not sep:
+            raise ConfigError(f"option {key!r} in {name!r} has no value; write {key}=VALUE")
+        annotation = fields[key].annotation
+        raw: Any = text
+        if typing.get_origin(annotation) is list:
+            raw = [part for part in text.split(",") if part]
+        elif annotation is bool:
+            raw = {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), text)
+        elif annotation is int:
+            raw = int(text) if text.lstrip("-").isdigit() else text
+        value = coerce_value(raw, annotation)
+        if value is _NO_MATCH:
+            raise ConfigError(f"option {key!r} in {name!r} expects {describe_type(annotation)}, got {text!r}")
+        values[key] = value
+    try:
+        return base, options_type(**values)
+    except ValueError as err:
+        raise ConfigError(f"{name!r}: {err}") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Sources, chosen by `dataset_name`:
 - a hub id (default `openai/gsm8k`, config `main`),
 - a local `.jsonl`/`.json`/`.parquet` file, or a folder holding `{split}.jsonl|json|parquet`
   (a split name may itself be a file path),
-- `rl-math:synthetic`, the offline generated arithmetic problems.
+- `rl-math:synthetic`, the offline generated arithmetic problems,
+- `rl-math:arithmetic?operations=add&max_operand=9&…`, the difficulty-controlled offline task
+  (options: :class:`rl_math.synthetic.ArithmeticOptions`).
 
 Each row becomes `prompt` (system prompt + question), `answer` (the normalised gold answer) and
 `solution` (the original reasoning text, used by SFT). Rows whose gold answer cannot be parsed are
@@ -46,6 +48,16 @@ def gold_answer(answer_text: str) -> str | None:
     return text if text and "\n" not in text else None
 
 
+def arithmetic_options(dataset_name: str):
+    """The options of an `rl-math:arithmetic?…` name (a ConfigError for bad ones), else None."""
+    from rl_math.config import parse_name_options
+    from rl_math.synthetic import ARITHMETIC_DATASET, ArithmeticOptions
+
+    if dataset_name.partition("?")[0] != ARITHMETIC_DATASET:
+        return None
+    return parse_name_options(dataset_name, ArithmeticOptions)[1]
+
+
 def _local_file(dataset_name: str, split: str) -> Path | None:
     split_path = Path(split)
     if split_path.suffix in _LOCAL_SUFFIXES and split_path.is_file():
@@ -73,6 +85,10 @@ def load_problems(dataset_name: str, split: str, dataset_config: str | None = No
         from rl_math.synthetic import synthetic_split
 
         dataset = Dataset.from_list(synthetic_split(split))
+    elif (options := arithmetic_options(dataset_name)) is not None:
+        from rl_math.synthetic import arithmetic_split
+
+        dataset = Dataset.from_list(arithmetic_split(split, options))
     elif (local := _local_file(dataset_name, split)) is not None:
         dataset = load_dataset(_LOCAL_SUFFIXES[local.suffix], data_files=str(local), split="train")
     else:

@@ -312,6 +312,33 @@ def score_completions(
     return results
 
 
+def score_generations(
+    prompts: Sequence[Any],
+    golds: Sequence[Any],
+    generations,
+    *,
+    prompt_format: str,
+    reward_specs: Sequence[Mapping[str, Any]],
+    stop_ids: Sequence[int],
+    max_new_tokens: int,
+) -> list[SampleResult]:
+    """Grade a :class:`rl_math.generation.Generations` with the reward list and the format's reward.
+
+    Rewards get the stop tokens and the token limit as GRPO's do (`termination` needs both).
+    """
+    from rl_math.prompts import get_prompt_format
+    from rl_math.rewards import build_rewards, get_reward
+
+    funcs, weights = build_rewards(
+        reward_specs, context={"eos_token_ids": list(stop_ids), "max_completion_length": max_new_tokens}
+    )
+    format_reward = get_reward(get_prompt_format(prompt_format).format_reward)
+    return score_completions(
+        prompts, generations.texts, generations.token_ids, generations.eos, generations.truncated, golds,
+        generations.num_samples, funcs, weights, format_reward,
+    )
+
+
 def completion_records(model: str, results: Sequence[SampleResult], prompts: Sequence[Any],
                        completions: Sequence[str], golds: Sequence[Any]) -> list[dict[str, Any]]:
     """One JSON-able row per completion, for completions.jsonl."""
@@ -374,8 +401,6 @@ def evaluate_model(
     returning (its GPU memory freed), so models can be evaluated one after another.
     """
     from rl_math.generation import load_generation_tokenizer, load_generator, render_prompts, stop_token_ids
-    from rl_math.prompts import get_prompt_format
-    from rl_math.rewards import build_rewards, get_reward
 
     name = name or model_path
     tokenizer = load_generation_tokenizer(model_path, trust_remote_code)
@@ -391,14 +416,8 @@ def evaluate_model(
         generations = generator.generate(render_prompts(tokenizer, prompts), settings, stops, desc=desc or name)
     finally:
         generator.close()
-    funcs, weights = build_rewards(
-        reward_specs, context={"eos_token_ids": stops, "max_completion_length": settings.max_new_tokens}
-    )
-    format_reward = get_reward(get_prompt_format(prompt_format).format_reward)
-    results = score_completions(
-        prompts, generations.texts, generations.token_ids, generations.eos, generations.truncated, golds,
-        settings.num_samples, funcs, weights, format_reward,
-    )
+    results = score_generations(prompts, golds, generations, prompt_format=prompt_format, reward_specs=reward_specs,
+                                stop_ids=stops, max_new_tokens=settings.max_new_tokens)
     metrics = summarize(results, golds, settings.num_samples)
     metrics["backend"] = generator.backend
     records = completion_records(name, results, prompts, generations.texts, golds)

@@ -178,6 +178,19 @@ class HFGenerator:
         self.model = AutoModelForCausalLM.from_pretrained(resolve_model_path(model_path), **kwargs).to(self.device)
         self.model.eval()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.show_progress = True
+
+    @classmethod
+    def for_loaded_model(cls, model, tokenizer, batch_size: int = 32) -> "HFGenerator":
+        """Generate with a model already in memory (a trainer's, for in-run evaluation); nothing is loaded."""
+        generator = cls.__new__(cls)
+        generator.tokenizer = tokenizer
+        generator.batch_size = max(1, batch_size)
+        generator.model = model
+        generator.device = model.device
+        generator.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        generator.show_progress = False
+        return generator
 
     def generate(self, prompt_ids: list[list[int]], settings: SamplingSettings, stop_ids: list[int],
                  desc: str = "generating") -> Generations:
@@ -193,7 +206,7 @@ class HFGenerator:
             else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         )
         torch.manual_seed(settings.seed)
-        with tqdm(total=len(jobs), desc=desc, unit="seq") as progress, torch.inference_mode():
+        with tqdm(total=len(jobs), desc=desc, unit="seq", disable=not self.show_progress) as progress, torch.inference_mode():
             for start in range(0, len(jobs), self.batch_size):
                 batch = jobs[start : start + self.batch_size]
                 prompts = [prompt_ids[p] for p, _ in batch]

@@ -17,6 +17,9 @@ condition           fires when                                                  
 ``format_hacking``  over the last window a format reward (``boxed_format``,            window 5 logs,
                     ``think_format``) rose and ``correctness`` fell, both by ≥ change  change 0.05
 ``non_finite``      any watched metric is NaN or ±inf (fires at once: patience 1)      —
+``accuracy_drop``   held-out ``eval_accuracy`` (in-run evaluation) below the step-0     0.05 (5 points)
+                    baseline by more than the threshold, ``health_patience``
+                    evaluations in a row
 ==================  ===============================================================  ==================
 
 An alarm is
@@ -71,6 +74,7 @@ WATCHED_METRICS = (
     "kl",
     "loss",
     "grad_norm",
+    "eval_accuracy",  # in-run evaluation (rl_math.in_run_eval): the accuracy_drop condition
 )
 
 
@@ -101,7 +105,7 @@ class HealthArguments:
         metadata={
             "help": "Per-condition action overriding health_action, e.g. {reward_trap: stop, kl_runaway: 'off'}. "
             "Conditions: reward_trap, all_truncated, zero_loss, entropy_blowup, kl_runaway, format_hacking, "
-            "non_finite; actions: warn, stop, off."
+            "non_finite, accuracy_drop; actions: warn, stop, off."
         },
     )
     health_zero_std_threshold: float = dataclasses.field(
@@ -128,6 +132,11 @@ class HealthArguments:
     health_hacking_min_change: float = dataclasses.field(
         default=0.05,
         metadata={"help": "format_hacking: format reward up and correctness down by at least this much."},
+    )
+
+    health_accuracy_drop: float = dataclasses.field(
+        default=0.05,
+        metadata={"help": "accuracy_drop: held-out accuracy this far (a fraction) below its step-0 baseline."},
     )
 
     def __post_init__(self) -> None:
@@ -158,6 +167,8 @@ class HealthArguments:
         )
         _require(self.health_baseline_logs >= 1, "health_baseline_logs", "an integer ≥ 1", self.health_baseline_logs)
         _require(self.health_kl_threshold > 0.0, "health_kl_threshold", "a number > 0", self.health_kl_threshold)
+        _require(0.0 <= self.health_accuracy_drop < 1.0, "health_accuracy_drop", "a fraction in [0, 1)",
+                 self.health_accuracy_drop)
         _require(self.health_hacking_window >= 1, "health_hacking_window", "an integer ≥ 1", self.health_hacking_window)
         _require(
             self.health_hacking_min_change > 0.0,
@@ -226,6 +237,13 @@ CONDITIONS: dict[str, Condition] = {
             "a format reward is rising while correctness falls: the model learns the shape, not the answer",
             "look at samples (`rl-math samples`); lower the format reward's weight relative to correctness; "
             "check the correctness parser accepts what the format asks for",
+        ),
+        Condition(
+            "accuracy_drop",
+            "the model answers fewer held-out questions than it did before training: the run is making it worse",
+            "look at samples (`rl-math samples`) for a reward trap or format hacking; lower learning_rate; "
+            "check the reward mix pays for correct answers first (and that correctness's weight is positive); "
+            "keep the best checkpoint (eval_load_best_at_end: true)",
         ),
         Condition(
             "non_finite",
@@ -317,6 +335,7 @@ class HealthMonitor:
             "entropy_blowup": self._entropy_blowup,
             "kl_runaway": self._kl_runaway,
             "format_hacking": self._format_hacking,
+            "accuracy_drop": self._accuracy_drop,
             "non_finite": self._non_finite,
         }
         self.enabled = [name for name in self.checks if args.action_for(name) != "off"]
@@ -325,6 +344,7 @@ class HealthMonitor:
         window = args.health_hacking_window
         self.trend: deque[dict[str, float]] = deque(maxlen=2 * window)  # correctness/format means
         self.observed = 0
+        self.accuracy_baseline: float | None = None  # the first eval_accuracy: the starting model's
 
     # -- public --------------------------------------------------------------------------------
     def observe(self, logs: Mapping[str, Any], step: int) -> list[Alarm]:
@@ -369,6 +389,9 @@ class HealthMonitor:
         return {k: _number(logs[k]) for k in keys}
 
     def _remember(self, metrics: dict[str, float | None]) -> None:
+        accuracy = metrics.get("eval_accuracy")
+        if self.accuracy_baseline is None and accuracy is not None and math.isfinite(accuracy):
+            self.accuracy_baseline = accuracy
         entropy = metrics.get("entropy")
         if entropy is not None and math.isfinite(entropy) and len(self.entropy_start) < self.args.health_baseline_logs:
             self.entropy_start.append(entropy)
@@ -472,6 +495,16 @@ class HealthMonitor:
                     "min_change": change,
                 }
         return False
+
+    def _accuracy_drop(self, m: dict[str, float | None]) -> Verdict:
+        accuracy = m.get("eval_accuracy")
+        if accuracy is None or not math.isfinite(accuracy) or self.accuracy_baseline is None:
+            return None
+        drop = self.accuracy_baseline - accuracy
+        if drop <= self.args.health_accuracy_drop:
+            return False
+        return {"eval_accuracy": accuracy, "baseline": self.accuracy_baseline, "drop": drop,
+                "threshold": self.args.health_accuracy_drop}
 
     def _non_finite(self, m: dict[str, float | None]) -> Verdict:
         bad = {k: v for k, v in m.items() if v is not None and not math.isfinite(v)}

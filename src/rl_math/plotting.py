@@ -2,7 +2,8 @@
 
 The Trainer saves its log history in ``OUTPUT_DIR/trainer_state.json`` at the end of training and
 in every ``checkpoint-N/trainer_state.json`` on the way; the health monitor's alarms are in the
-same history as ``health/<condition>`` keys. :func:`plot_runs` draws one PNG with six panels,
+same history as ``health/<condition>`` keys. :func:`plot_runs` draws one PNG with a panel per concern
+(held-out accuracy from :mod:`rl_math.in_run_eval` among them),
 several runs overlaid::
 
     runs = [load_run("outputs/qwen0.5b-grpo"), load_run("outputs/qwen1.5b-grpo")]
@@ -34,6 +35,7 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("clipped_ratio", "truncated at max_completion_length", "completions/clipped_ratio"),
     ("entropy_kl", "policy entropy and KL to the reference", "entropy"),
     ("zero_std", "groups with zero reward std (no signal)", "frac_reward_zero_std"),
+    ("held_out", "held-out accuracy, greedy (eval_accuracy)", "fraction correct"),
 )
 
 # One colour per health condition, the same in every figure (runs use C0, C1, ...)
@@ -45,6 +47,7 @@ ALARM_COLORS = {
     "kl_runaway": "tab:pink",
     "format_hacking": "tab:olive",
     "non_finite": "tab:gray",
+    "accuracy_drop": "darkorange",
 }
 
 
@@ -177,7 +180,10 @@ def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = 
 
     if not runs:
         raise ValueError("plot_runs needs at least one run")
-    fig, axes = plt.subplots(3, 2, figsize=(14, 12), sharex=True)
+    rows = math.ceil(len(PANELS) / 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(14, 4 * rows), sharex=True)
+    for ax in axes.flat[len(PANELS):]:
+        ax.set_visible(False)
     axes_by_panel = {panel: ax for (panel, _, _), ax in zip(PANELS, axes.flat)}
     if any(run.series("kl")[0] for run in runs):
         # KL lives on another scale (0.001–1 vs entropy's ~0.1–3): its own axis on the right
@@ -200,10 +206,11 @@ def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = 
                       ncol=2 if len(lines) > 4 else 1, framealpha=0.7)
         else:
             ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center", color="gray")
-        if panel in ("accuracy", "clipped_ratio", "zero_std"):
+        if panel in ("accuracy", "clipped_ratio", "zero_std", "held_out"):
             ax.set_ylim(-0.02, 1.02)  # fractions: a fixed scale makes runs and steps comparable
-    for ax in axes[-1]:
+    for ax in axes.flat[-2:]:
         ax.set_xlabel("step")
+        ax.xaxis.set_tick_params(labelbottom=True)
     alarm_labels = _draw_alarms(fig, list(axes.flat), runs, many)
     names = [run.name for run in runs]
     fig.suptitle(title or "rl-math training curves: " + ", ".join(names))
@@ -246,6 +253,7 @@ def _draw_run(axes: dict[str, Any], run: RunLog, index: int, many: bool) -> None
     line("clipped_ratio", "completions/clipped_ratio", "clipped ratio", 0)
     line("zero_std", "frac_reward_zero_std", "frac_reward_zero_std", 0)
     line("entropy_kl", "entropy", "entropy", 0)
+    line("held_out", "eval_accuracy", "eval_accuracy", 0, marker="o", markersize=3)
     if "kl" in axes:
         line("kl", "kl", "kl", 1)
 

@@ -1,7 +1,11 @@
-"""GSM8K-style arithmetic word problems generated offline, for the embedded smoke run and tests.
+"""Arithmetic word problems generated offline: `rl-math:synthetic` and `rl-math:arithmetic`.
+
+`rl-math:synthetic` is the embedded smoke run's fixed mix (two-digit add/sub, mul, div, two-step
+change problems, with worked solutions). `rl-math:arithmetic?…` is the difficulty-controlled task
+of the learning benchmark (see :class:`ArithmeticOptions`).
 
 Same shape as GSM8K: a `question`, and an `answer` whose reasoning ends with `#### <number>`.
-Deterministic for a given seed; train and test use different seeds so they do not overlap.
+Deterministic for a given seed; no test question is in the train split.
 
 >>> problems = generate_problems(2, seed=0)
 >>> problems[0]["answer"].splitlines()[-1].startswith("####")
@@ -11,6 +15,7 @@ True
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 
 _NAMES = ("Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Iris", "Jack", "Lena", "Omar")
 _ITEMS = ("apples", "marbles", "stickers", "books", "pencils", "cookies", "shells", "cards", "coins", "eggs")
@@ -18,33 +23,42 @@ _SPLIT_SEEDS = {"train": 1234, "test": 5678}
 DEFAULT_SIZES = {"train": 2000, "test": 200}
 
 
-def _add(rng: random.Random) -> dict[str, str]:
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    a, b = rng.randint(2, 60), rng.randint(2, 60)
+def add_problem(name: str, item: str, a: int, b: int) -> dict[str, str]:
     return {
         "question": f"{name} has {a} {item}. {name} gets {b} more {item}. How many {item} does {name} have now?",
         "answer": f"{name} has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} {item}.\n#### {a + b}",
     }
 
 
-def _sub(rng: random.Random) -> dict[str, str]:
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    a = rng.randint(10, 90)
-    b = rng.randint(1, a - 1)
+def sub_problem(name: str, item: str, a: int, b: int) -> dict[str, str]:
     return {
         "question": f"{name} had {a} {item} and gave away {b} of them. How many {item} are left?",
         "answer": f"{name} has {a} - {b} = <<{a}-{b}={a - b}>>{a - b} {item} left.\n#### {a - b}",
     }
 
 
-def _mul(rng: random.Random) -> dict[str, str]:
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    boxes, per_box = rng.randint(2, 12), rng.randint(2, 12)
+def mul_problem(name: str, item: str, boxes: int, per_box: int) -> dict[str, str]:
     total = boxes * per_box
     return {
         "question": f"{name} buys {boxes} boxes with {per_box} {item} in each box. How many {item} does {name} buy?",
         "answer": f"{name} buys {boxes} * {per_box} = <<{boxes}*{per_box}={total}>>{total} {item}.\n#### {total}",
     }
+
+
+def _add(rng: random.Random) -> dict[str, str]:
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    return add_problem(name, item, rng.randint(2, 60), rng.randint(2, 60))
+
+
+def _sub(rng: random.Random) -> dict[str, str]:
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    a = rng.randint(10, 90)
+    return sub_problem(name, item, a, rng.randint(1, a - 1))
+
+
+def _mul(rng: random.Random) -> dict[str, str]:
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    return mul_problem(name, item, rng.randint(2, 12), rng.randint(2, 12))
 
 
 def _div(rng: random.Random) -> dict[str, str]:
@@ -87,4 +101,112 @@ def synthetic_split(split: str, n: int | None = None) -> list[dict[str, str]]:
     """The fixed synthetic `train` or `test` split."""
     if split not in _SPLIT_SEEDS:
         raise ValueError(f"the synthetic dataset has splits {sorted(_SPLIT_SEEDS)}, not {split!r}")
-    return generate_problems(n or DEFAULT_SIZES[split], _SPLIT_SEEDS[split])
+    size = n or DEFAULT_SIZES[split]
+    if split == "train":
+        return generate_problems(size, _SPLIT_SEEDS[split])
+    # the two seeds' streams can meet: a test question that is also trained on measures nothing
+    trained = {p["question"] for p in generate_problems(DEFAULT_SIZES["train"], _SPLIT_SEEDS["train"])}
+    rng = random.Random(_SPLIT_SEEDS[split])
+    problems: list[dict[str, str]] = []
+    while len(problems) < size:
+        problem = rng.choice(_TEMPLATES)(rng)
+        if problem["question"] not in trained:
+            problems.append(problem)
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# rl-math:arithmetic — the difficulty-controlled task of the learning benchmark
+
+ARITHMETIC_DATASET = "rl-math:arithmetic"
+_OPERATIONS = {"add": add_problem, "sub": sub_problem, "mul": mul_problem}
+
+
+@dataclass(frozen=True)
+class ArithmeticOptions:
+    """The parameters of `rl-math:arithmetic?…`, e.g. `rl-math:arithmetic?operations=add,sub&max_operand=20`.
+
+    - `operations`: any of add, sub, mul (a problem's operation is drawn uniformly);
+    - `min_operand` / `max_operand`: both operands are drawn from this range (sub orders them so
+      the answer is never negative);
+    - `worked`: the gold answer carries a one-line worked solution before `#### N` (SFT then
+      teaches "Ava has 3 + 5 = 8 apples. The answer is \\boxed{8}."), else only `#### N`
+      (SFT teaches "The answer is \\boxed{8}.");
+    - `train_size` / `validation_size` / `test_size`: distinct questions per split; no question is
+      in two splits (`validation` is for decisions taken during training, such as when to stop SFT,
+      so that `test` stays untouched);
+    - `seed`: which problems are drawn (the benchmark keeps it fixed across model seeds).
+    """
+
+    operations: list[str] = field(default_factory=lambda: ["add"])
+    min_operand: int = 1
+    max_operand: int = 9
+    worked: bool = False
+    train_size: int = 2000
+    validation_size: int = 500
+    test_size: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [op for op in self.operations if op not in _OPERATIONS]
+        if unknown or not self.operations:
+            raise ValueError(f"operations must be some of {', '.join(_OPERATIONS)}, not {self.operations}")
+        if not 0 <= self.min_operand <= self.max_operand:
+            raise ValueError(f"need 0 <= min_operand <= max_operand, got {self.min_operand} and {self.max_operand}")
+        if min(self.train_size, self.validation_size, self.test_size) < 1:
+            raise ValueError("train_size, validation_size and test_size must be at least 1")
+        available = len(_NAMES) * len(_ITEMS) * (self.max_operand - self.min_operand + 1) ** 2 * len(self.operations)
+        if self.total > available // 2:
+            raise ValueError(
+                f"train_size + validation_size + test_size = {self.total} is too many distinct questions for "
+                f"these operands and operations (about {available} exist); widen the operand range or ask fewer"
+            )
+
+    @property
+    def total(self) -> int:
+        return self.test_size + self.validation_size + self.train_size
+
+
+def arithmetic_problem(rng: random.Random, options: ArithmeticOptions) -> dict[str, str]:
+    """One word problem: a random operation on two operands from the options' range."""
+    operation = _OPERATIONS[rng.choice(options.operations)]
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    a, b = rng.randint(options.min_operand, options.max_operand), rng.randint(options.min_operand, options.max_operand)
+    if operation is sub_problem and b > a:
+        a, b = b, a
+    problem = operation(name, item, a, b)
+    if not options.worked:
+        problem["answer"] = problem["answer"].rsplit("\n", 1)[1]  # only "#### N"
+    return problem
+
+
+def arithmetic_split(split: str, options: ArithmeticOptions) -> list[dict[str, str]]:
+    """The `train`, `validation` or `test` split: one seeded stream of distinct questions, cut in three.
+
+    Drawing every split from one stream of distinct question texts (test first, then validation,
+    then train) is what guarantees that no test question is ever trained on or selected on.
+
+    >>> opts = ArithmeticOptions(train_size=5, validation_size=2, test_size=3)
+    >>> train, test = arithmetic_split("train", opts), arithmetic_split("test", opts)
+    >>> len(train), len(test), {p["question"] for p in train} & {p["question"] for p in test}
+    (5, 3, set())
+    >>> test[0]["answer"].startswith("####")
+    True
+    """
+    bounds = {
+        "test": (0, options.test_size),
+        "validation": (options.test_size, options.test_size + options.validation_size),
+        "train": (options.test_size + options.validation_size, options.total),
+    }
+    if split not in bounds:
+        raise ValueError(f"{ARITHMETIC_DATASET} has splits {', '.join(bounds)}, not {split!r}")
+    rng = random.Random(options.seed)
+    seen: set[str] = set()
+    problems: list[dict[str, str]] = []
+    while len(problems) < options.total:
+        problem = arithmetic_problem(rng, options)
+        if problem["question"] not in seen:
+            seen.add(problem["question"])
+            problems.append(problem)
+    start, end = bounds[split]
+    return problems[start:end]

@@ -4,7 +4,8 @@ Nothing is downloaded. The tokenizer is a small byte-level BPE trained here with
 normaliser and pre-tokeniser, the real special tokens (`<|endoftext|>`, `<|im_start|>`,
 `<|im_end|>`) and TRL's copy of the Qwen2.5 chat template, so prompts look as they do for the
 real models. Both are built deterministically and cached; `model_name_or_path: rl-math:tiny-qwen2`
-in a config resolves to the cached folder.
+in a config resolves to the cached folder, and `rl-math:tiny-qwen2?hidden_size=128&seed=3` to
+another shape or initialisation (:class:`TinyModelOptions`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -43,26 +45,81 @@ def cache_root() -> Path:
     return Path(os.environ.get("RL_MATH_CACHE", Path.home() / ".cache" / "rl_math"))
 
 
-def tiny_model_dir() -> Path:
-    return cache_root() / f"tiny-qwen2-v{_BUILD_VERSION}"
+@dataclass(frozen=True)
+class TinyModelOptions:
+    """Shape and initialisation of `rl-math:tiny-qwen2?…`, e.g. `rl-math:tiny-qwen2?hidden_size=128&seed=3`.
+
+    The plain name is the default shape with seed 0 (107k parameters). The learning benchmark
+    picks a size and varies `seed` to show a result is not one lucky initialisation.
+    """
+
+    hidden_size: int = _MODEL_SHAPE["hidden_size"]
+    num_hidden_layers: int = _MODEL_SHAPE["num_hidden_layers"]
+    intermediate_size: int | None = None  # null: twice hidden_size
+    num_attention_heads: int = _MODEL_SHAPE["num_attention_heads"]
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.hidden_size, self.num_hidden_layers, self.num_attention_heads) < 1:
+            raise ValueError("hidden_size, num_hidden_layers and num_attention_heads must be at least 1")
+        if self.hidden_size % self.num_attention_heads or self.num_attention_heads % 2:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} must be divisible by num_attention_heads {self.num_attention_heads}, "
+                "an even number (the key/value heads are half of them)"
+            )
+
+    def shape(self) -> dict:
+        heads = self.num_attention_heads
+        return _MODEL_SHAPE | dict(
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            intermediate_size=self.intermediate_size or 2 * self.hidden_size,
+            num_attention_heads=heads,
+            num_key_value_heads=heads // 2,
+            head_dim=self.hidden_size // heads,
+        )
+
+    def folder_name(self) -> str:
+        if self == TinyModelOptions():
+            return f"tiny-qwen2-v{_BUILD_VERSION}"  # the plain name keeps its folder
+        shape = self.shape()
+        return (
+            f"tiny-qwen2-v{_BUILD_VERSION}-h{shape['hidden_size']}-l{shape['num_hidden_layers']}"
+            f"-i{shape['intermediate_size']}-a{shape['num_attention_heads']}-s{self.seed}"
+        )
+
+
+def tiny_model_options(name_or_path: str) -> TinyModelOptions | None:
+    """The options of an `rl-math:tiny-qwen2[?…]` name (a ConfigError for bad ones), else None."""
+    from rl_math.config import parse_name_options
+
+    if name_or_path.partition("?")[0] != TINY_MODEL_NAME:
+        return None
+    return parse_name_options(name_or_path, TinyModelOptions)[1]
+
+
+def tiny_model_dir(options: TinyModelOptions | None = None) -> Path:
+    return cache_root() / (options or TinyModelOptions()).folder_name()
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Map the offline model's reserved name to its (built on first use) folder; pass others through."""
-    if name_or_path == TINY_MODEL_NAME:
-        return str(ensure_tiny_model())
+    """Map the offline model's reserved name (with options) to its built-on-first-use folder; pass others through."""
+    options = tiny_model_options(name_or_path)
+    if options is not None:
+        return str(ensure_tiny_model(options))
     return name_or_path
 
 
-def ensure_tiny_model() -> Path:
+def ensure_tiny_model(options: TinyModelOptions | None = None) -> Path:
     """Build the tiny model and tokenizer once; concurrent processes (a 2-process launch) are safe."""
-    target = tiny_model_dir()
+    options = options or TinyModelOptions()
+    target = tiny_model_dir(options)
     if (target / "model.safetensors").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=target.parent))
     try:
-        build_tiny_model(staging)
+        build_tiny_model(staging, options)
         try:
             staging.rename(target)  # atomic: the first builder wins, the others use its result
         except OSError:
@@ -126,8 +183,9 @@ def build_tokenizer():
     )
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
+def build_tiny_model(out_dir: Path, options: TinyModelOptions | None = None) -> Path:
     """Write tokenizer, config and random weights of the tiny Qwen2 model into `out_dir`."""
+    options = options or TinyModelOptions()
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -138,9 +196,9 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         bos_token_id=None,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
-        **_MODEL_SHAPE,
+        **options.shape(),
     )
-    torch.manual_seed(seed)
+    torch.manual_seed(options.seed)
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(
         eos_token_id=[tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")],
