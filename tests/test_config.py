@@ -166,11 +166,32 @@ def test_checks_see_merged_values_before_dataclasses_are_built(config_file):
     assert seen["learning_rate"] == 2e-6 and seen["seed"] == 5
 
 
-def test_resolved_config_redacts_tokens(config_file):
+def test_resolved_config_leaves_out_credentials(config_file, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     path = config_file(BASE + "hub_token: secret-value\n")
-    parsed = parse_config(TYPES, [path])
-    resolved = to_yaml_dict(*parsed.instances)
-    assert "secret-value" not in str(resolved)
+    resolved = to_yaml_dict(*parse_config(TYPES, [path]).instances)
+    assert "secret-value" not in str(resolved) and "hub_token" not in resolved
+
+
+def test_resolved_config_keeps_fields_named_after_tokens(config_file):
+    resolved = to_yaml_dict(*parse_config(TYPES, [config_file(BASE + "max_prompt_tokens: 300\n")]).instances)
+    assert resolved["max_prompt_tokens"] == 300
+    assert resolved["average_tokens_across_devices"] is True
+
+
+def test_hub_token_reaches_the_hub_through_the_environment_not_the_trainer_arguments(config_file, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    _, training_args, _ = parse_config(TYPES, [config_file(BASE), "--hub_token", "hf_secret"]).instances
+    assert training_args.hub_token is None  # the Trainer pickles its arguments into training_args.bin
+    assert os.environ["HF_TOKEN"] == "hf_secret"
+
+
+def test_credential_names_are_one_list_for_env_and_saved_config():
+    from rl_math.config import is_credential
+
+    assert all(map(is_credential, ["hub_token", "HF_TOKEN", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "db_password"]))
+    assert not any(map(is_credential, ["max_prompt_tokens", "eos_token", "pad_token", "max_new_tokens",
+                                       "include_num_input_tokens_seen", "average_tokens_across_devices"]))
 
 
 def test_single_value_for_a_list_field_is_a_list_of_one(config_file):
@@ -184,3 +205,32 @@ def test_help_lists_every_field_and_exits_cleanly(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--prompt_format" in out and "--num_generations" in out and "--lora_r" in out
+
+
+def _recipe_config_types():
+    from trl import SFTConfig
+
+    from rl_math.evaluation import EvalArguments
+    from rl_math.expert_iteration import ExpertIterationArguments
+    from rl_math.health import HealthArguments
+
+    return {
+        "smoke.yaml": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments],
+        "sft_smoke.yaml": [RecipeArguments, SFTConfig, ModelConfig],
+        "ei_smoke.yaml": [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments],
+        "eval_smoke.yaml": [RecipeArguments, EvalArguments],
+    }
+
+
+@pytest.mark.parametrize("config", ["smoke.yaml", "sft_smoke.yaml", "ei_smoke.yaml", "eval_smoke.yaml"])
+def test_saved_config_of_every_recipe_reruns_to_the_same_values(config, tmp_path):
+    import yaml
+
+    from recipe_runs import REPO_ROOT
+
+    types = _recipe_config_types()[config]
+    args = [str(REPO_ROOT / "configs" / config), "--output_dir", str(tmp_path / "out")]
+    resolved = to_yaml_dict(*parse_config(types, args).instances)
+    saved = tmp_path / "rl_math_config.yaml"
+    saved.write_text(yaml.safe_dump(resolved, sort_keys=True))  # as the recipes write it
+    assert to_yaml_dict(*parse_config(types, [str(saved)]).instances) == resolved

@@ -19,6 +19,7 @@ import difflib
 import enum
 import logging
 import os
+import re
 import sys
 import types
 import typing
@@ -33,9 +34,26 @@ logger = logging.getLogger(__name__)
 _YAML_SUFFIXES = (".yaml", ".yml")
 # Keys of the YAML that are not dataclass fields.
 _ENV_KEY = "env"
-# Environment variables that hold credentials must come from the shell, never from a config
-# file that gets committed, copied into output_dir and logged.
-_SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+# Credentials (hub tokens, API keys, passwords) come from the shell, never from a config file that
+# gets committed, and are kept out of every file a run writes. One predicate for config fields and
+# environment variables alike, matched on whole words: `max_prompt_tokens` and `eos_token` are not
+# credentials, `hub_token`, `HF_TOKEN`, `WANDB_API_KEY` and `db_password` are.
+_CREDENTIAL_WORDS = re.compile(r"(^|_)(api_?key|access_key|private_key|password|passwd|secret|credentials?)(_|$)")
+_SPECIAL_TOKEN_FIELDS = {"eos_token", "pad_token", "bos_token", "unk_token", "sep_token", "cls_token", "mask_token"}
+# Credential fields whose library also reads an environment variable: the value moves there.
+_CREDENTIAL_ENV = {"hub_token": "HF_TOKEN"}
+
+
+def is_credential(name: str) -> bool:
+    """Whether a config field or environment variable holds a credential.
+
+    >>> [n for n in ("hub_token", "HF_TOKEN", "WANDB_API_KEY", "max_prompt_tokens", "eos_token") if is_credential(n)]
+    ['hub_token', 'HF_TOKEN', 'WANDB_API_KEY']
+    """
+    lowered = name.lower()
+    if _CREDENTIAL_WORDS.search(lowered):
+        return True
+    return (lowered == "token" or lowered.endswith("_token")) and lowered not in _SPECIAL_TOKEN_FIELDS
 
 
 class ConfigError(ValueError):
@@ -395,7 +413,7 @@ def _set_env(env: Any, source: str) -> None:
     if not isinstance(env, dict):
         raise ConfigError(f"'env' in {source} must be a mapping of VARIABLE: value")
     for key, value in env.items():
-        if any(marker in str(key).upper() for marker in _SECRET_MARKERS):
+        if is_credential(str(key)):
             raise ConfigError(
                 f"'env' in {source} sets {key}, which looks like a credential; secrets come from the "
                 f"environment (export {key}=... in your shell or job script), never from a config file"
@@ -464,12 +482,26 @@ def parse_config(
 
     for check in checks:
         check(values, explicit)
+    _move_credentials_to_env(values)
 
     instances = []
     for dtype in dataclass_types:
         keys = {f.name for f in dataclasses.fields(dtype) if f.init}
         instances.append(dtype(**{k: v for k, v in values.items() if k in keys}))
     return ParsedConfig(tuple(instances), config_path, explicit, dict(values))
+
+
+def _move_credentials_to_env(values: dict[str, Any]) -> None:
+    """A credential field (`--hub_token`) goes to the environment variable its library also reads.
+
+    The Trainer pickles its arguments into `training_args.bin` of output_dir and of every
+    checkpoint, so a token left in them would be written to disk in plain text.
+    """
+    for name, variable in _CREDENTIAL_ENV.items():
+        if values.get(name):
+            os.environ[variable] = str(values[name])
+            values[name] = None
+            logger.info("%s is passed to the hub through $%s, so that no file written holds it", name, variable)
 
 
 def _raise_config_error(message: str) -> typing.NoReturn:
@@ -485,6 +517,11 @@ def _flags_given(args: list[str], fields: dict[str, FieldInfo]) -> set[str]:
     return given
 
 
+# Fields a trainer fills in from another one when left unset (GRPOConfig: generation_batch_size =
+# per-device batch × processes × steps_per_generation); the saved config keeps only the source.
+_DERIVED_FIELDS = {"generation_batch_size": "steps_per_generation"}
+
+
 def to_yaml_dict(*instances: Any) -> dict[str, Any]:
     """The resolved configuration as plain YAML-able values, for saving into output_dir."""
     resolved: dict[str, Any] = {}
@@ -492,9 +529,11 @@ def to_yaml_dict(*instances: Any) -> dict[str, Any]:
         data = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
         for key, value in data.items():
             resolved.setdefault(key, _plain(value))
-    for secret in [k for k in resolved if any(m in k.upper() for m in ("TOKEN", "PASSWORD", "SECRET"))]:
-        resolved[secret] = "<redacted>" if resolved[secret] else resolved[secret]
-    return resolved
+    for derived, source in _DERIVED_FIELDS.items():
+        if resolved.get(derived) is not None and resolved.get(source) is not None:
+            resolved[derived] = None  # the trainer derives it again; both set is an error on re-run
+    # credentials are left out (not redacted) so that the saved config re-runs as it is
+    return {key: value for key, value in resolved.items() if not is_credential(key)}
 
 
 def _plain(value: Any) -> Any:
