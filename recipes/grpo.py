@@ -29,6 +29,7 @@ from rl_math.training import (
     load_tokenizer,
     model_init_kwargs,
     resolve_resume,
+    run_training,
     save_run,
     setup_logging,
 )
@@ -81,12 +82,12 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         callbacks=[preemption, *build_health_callback(health_args, reward_funcs)],
     )
     check_data_parallel(trainer)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
     resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
     resolved["rewards"] = specs
-    save_run(trainer, tokenizer, resolved, result.metrics)
+    save_run(trainer, tokenizer, resolved, train_metrics)
     return trainer
 
 

@@ -30,6 +30,7 @@ from rl_math.training import (
     load_tokenizer,
     model_init_kwargs,
     resolve_resume,
+    run_training,
     save_run,
     setup_logging,
 )
@@ -66,13 +67,13 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     check_data_parallel(trainer)
     supervised, _ = supervised_text(trainer.train_dataset[0], tokenizer)
     logger.info("%d training rows; the loss of row 0 covers: %r", len(trainer.train_dataset), supervised[-300:])
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
 
     add_stop_tokens(trainer.accelerator.unwrap_model(trainer.model), tokenizer)  # a base model learns <|im_end|>
     resolved = to_yaml_dict(script_args, model_args, training_args)
-    save_run(trainer, tokenizer, resolved, result.metrics)
+    save_run(trainer, tokenizer, resolved, train_metrics)
     if model_args.use_peft:
         if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
             logger.warning("LoRA under ZeRO-3: only the adapter is saved; merge it offline before vLLM/GRPO")

@@ -403,7 +403,7 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     from rl_math.preemption import PreemptionCallback
     from rl_math.sft_data import drop_overlong, samples_to_sft
     from rl_math.tiny import resolve_model_path
-    from rl_math.training import last_checkpoint, load_tokenizer, model_init_kwargs
+    from rl_math.training import last_checkpoint, load_tokenizer, model_init_kwargs, run_training
 
     args = copy.deepcopy(ctx.training_args)
     args.output_dir = str(rdir / TRAIN_DIR)
@@ -420,14 +420,14 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     checkpoint = last_checkpoint(args.output_dir)
     if checkpoint:
         logger.info("resuming this round's SFT from %s", checkpoint)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    result_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return None
     trainer.save_state()
     model_path = save_for_generation(trainer, tokenizer, str(rdir / MODEL_DIR))
     history = [e for e in trainer.state.log_history if "loss" in e]
     train_metrics = {
-        "train_loss": result.metrics.get("train_loss"),
+        "train_loss": result_metrics.get("train_loss"),
         "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,
         "steps": trainer.state.global_step,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from transformers import TrainerCallback
 
 from rl_math.tiny import resolve_model_path
 
@@ -17,6 +21,10 @@ logger = logging.getLogger(__name__)
 
 RESOLVED_CONFIG_FILE = "rl_math_config.yaml"
 FINAL_METRICS_FILE = "final_metrics.json"
+# Written into checkpoint-N last, with every file's size: a checkpoint without it (or with a file
+# of another size) was cut short by a kill or a full disk and is never resumed from.
+CHECKPOINT_COMPLETE_FILE = "rl_math_checkpoint_complete.json"
+_CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 
 
 def setup_logging(training_args) -> None:
@@ -72,10 +80,113 @@ def eos_token_ids(tokenizer, model_path: str) -> list[int]:
     return sorted(ids)
 
 
-def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (None when it is complete)."""
+    path = Path(checkpoint)
+    marker = path / CHECKPOINT_COMPLETE_FILE
+    if not marker.is_file():
+        return f"it has no {CHECKPOINT_COMPLETE_FILE} (the run was stopped while saving it)"
+    try:
+        sizes = json.loads(marker.read_text())["file_sizes"]
+    except (ValueError, KeyError, TypeError):
+        return f"its {CHECKPOINT_COMPLETE_FILE} is unreadable"
+    for name, size in sizes.items():
+        actual = (path / name).stat().st_size if (path / name).is_file() else None
+        if actual != size:
+            return f"{name} is {'missing' if actual is None else f'{actual} bytes, not {size}'}"
+    return None
 
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+def mark_checkpoint_complete(checkpoint: str | os.PathLike) -> None:
+    """Record every file of a fully written checkpoint with its size (atomically, last)."""
+    path = Path(checkpoint)
+    sizes = {
+        str(file.relative_to(path)): file.stat().st_size
+        for file in sorted(path.rglob("*"))
+        if file.is_file() and file.name != CHECKPOINT_COMPLETE_FILE
+    }
+    tmp = path / f".{CHECKPOINT_COMPLETE_FILE}.tmp"
+    tmp.write_text(json.dumps({"file_sizes": sizes}, indent=1))
+    os.replace(tmp, path / CHECKPOINT_COMPLETE_FILE)
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest complete checkpoint-N in output_dir; newer incomplete ones are skipped with a warning."""
+    if not os.path.isdir(output_dir):
+        return None
+    numbered = [(int(m.group(1)), p) for p in Path(output_dir).iterdir() if (m := _CHECKPOINT_DIR.match(p.name)) and p.is_dir()]
+    for _, path in sorted(numbered, reverse=True):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        logger.warning("%s is incomplete and is skipped: %s", path, problem)
+    return None
+
+
+class CheckpointCompleteMarker(TrainerCallback):
+    """Marks each checkpoint complete once the Trainer has written all of it (`on_save` comes after)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if args.should_save and path.is_dir():
+            mark_checkpoint_complete(path)
+
+
+class _AlreadyAtMaxSteps(Exception):
+    pass
+
+
+class _StopAtMaxSteps(TrainerCallback):
+    """Resuming a checkpoint at max_steps would train one more step (the Trainer only checks after a step)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            raise _AlreadyAtMaxSteps()
+
+
+def run_training(trainer, checkpoint: str | None) -> dict[str, Any]:
+    """`trainer.train(resume_from_checkpoint=checkpoint)`; returns the train metrics.
+
+    Checkpoints are marked complete as they are written; a checkpoint already at max_steps (a
+    finished run resubmitted, a kill during the final save) trains nothing and its weights are
+    the final model; a full disk says so instead of a bare write error.
+    """
+    trainer.add_callback(CheckpointCompleteMarker())
+    trainer.callback_handler.callbacks.insert(0, _StopAtMaxSteps())  # before any callback starts the run
+    try:
+        return trainer.train(resume_from_checkpoint=checkpoint).metrics
+    except _AlreadyAtMaxSteps:
+        logger.info(
+            "%s is already at max_steps %d: nothing left to train, its weights are the final model",
+            checkpoint, trainer.state.max_steps,
+        )
+        return {}
+    except (OSError, RuntimeError) as err:
+        if _disk_full(err, trainer.args.output_dir):
+            raise DiskFullError(trainer.args.output_dir, err) from err
+        raise
+
+
+class DiskFullError(OSError):
+    def __init__(self, output_dir: str, cause: BaseException) -> None:
+        free = shutil.disk_usage(output_dir).free if os.path.isdir(output_dir) else 0
+        super().__init__(
+            errno.ENOSPC,
+            f"the disk of {output_dir} is full ({free / 2**20:.0f} MiB free) and a write failed ({cause}); free "
+            "space (or lower save_total_limit) and rerun with --resume_from_checkpoint true, which resumes "
+            "from the last complete checkpoint",
+        )
+
+
+def _disk_full(err: BaseException, output_dir: str) -> bool:
+    """ENOSPC anywhere in the chain, or a failed write (torch.save hides the errno) with almost no space left."""
+    chain = err
+    while chain is not None:
+        if getattr(chain, "errno", None) == errno.ENOSPC or "No space left" in str(chain):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    write_failed = "write" in str(err).lower()
+    return write_failed and os.path.isdir(output_dir) and shutil.disk_usage(output_dir).free < 2**30
 
 
 def resolve_resume(training_args) -> str | bool | None:
@@ -95,6 +206,8 @@ def resolve_resume(training_args) -> str | bool | None:
         return checkpoint
     if not os.path.isdir(value):
         raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a checkpoint folder")
+    if (problem := checkpoint_problem(value)) is not None:
+        logger.warning("resume_from_checkpoint: %s may be incomplete (%s); resuming from it as asked", value, problem)
     return value
 
 
