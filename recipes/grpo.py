@@ -17,7 +17,7 @@ from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
 from rl_math import preflight
 from rl_math.config import RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
-from rl_math.health import HealthArguments, build_health_callback
+from rl_math.health import HEALTH_STOP_EXIT_CODE, HealthArguments, build_health_callback, health_stop_reason
 from rl_math.preemption import PreemptionCallback
 from rl_math.prompts import default_reward_specs
 from rl_math.rewards import build_rewards
@@ -87,11 +87,16 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
     resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
     resolved["rewards"] = specs
-    save_run(trainer, tokenizer, resolved, train_metrics)
+    stop_reason = health_stop_reason(trainer)
+    save_run(trainer, tokenizer, resolved, train_metrics, stop_reason)
+    if stop_reason:
+        logger.error("training ended early: %s; exiting with status %d", stop_reason, HEALTH_STOP_EXIT_CODE)
     return trainer
 
 
 if __name__ == "__main__":
     with exit_on_config_error():
-        main(sys.argv[1:])
+        trainer = main(sys.argv[1:])
     end_distributed()
+    if health_stop_reason(trainer):
+        sys.exit(HEALTH_STOP_EXIT_CODE)  # job scripts can tell a stopped run from a finished one

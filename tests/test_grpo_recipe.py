@@ -133,3 +133,13 @@ def test_config_error_is_one_line_without_traceback(tmp_path):
         "grpo.py: error: unknown config key 'learnin_rate' on the command line; did you mean 'learning_rate'?"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_stop_alarm_exits_with_its_own_status_and_records_why(tmp_path):
+    # correctness alone on a random model: every group scores 0, so reward_trap holds from step 1
+    result = run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path), "--max_steps", "6", "--save_steps", "10",
+                        "--rewards", "[{name: correctness}]", "--health_actions", "{reward_trap: stop}",
+                        "--health_patience", "2")
+    assert result.returncode == 3, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "final_metrics.json").read_text())
+    assert metrics["stop_reason"] == "health alarm reward_trap at step 2" and metrics["step"] == 2

@@ -211,8 +211,13 @@ def resolve_resume(training_args) -> str | bool | None:
     return value
 
 
-def save_run(trainer, tokenizer, resolved_config: dict[str, Any], train_metrics: dict[str, Any]) -> None:
-    """Model, tokenizer, the resolved config and the final metrics into output_dir (main process writes)."""
+def save_run(
+    trainer, tokenizer, resolved_config: dict[str, Any], train_metrics: dict[str, Any], stop_reason: str | None = None
+) -> None:
+    """Model, tokenizer, the resolved config and the final metrics into output_dir (main process writes).
+
+    `stop_reason` (a run that ended before max_steps, and why) goes into final_metrics.json.
+    """
     output_dir = Path(trainer.args.output_dir)
     trainer.save_model(str(output_dir))
     if trainer.accelerator.is_main_process:
@@ -220,7 +225,8 @@ def save_run(trainer, tokenizer, resolved_config: dict[str, Any], train_metrics:
         (output_dir / RESOLVED_CONFIG_FILE).write_text(yaml.safe_dump(resolved_config, sort_keys=True))
         trainer.save_metrics("train", train_metrics)
         trainer.save_state()
-        (output_dir / FINAL_METRICS_FILE).write_text(json.dumps(final_log_metrics(trainer), indent=2, sort_keys=True))
+        final = final_log_metrics(trainer) | ({"stop_reason": stop_reason} if stop_reason else {})
+        (output_dir / FINAL_METRICS_FILE).write_text(json.dumps(final, indent=2, sort_keys=True))
     logger.info("saved model, tokenizer, %s and %s to %s", RESOLVED_CONFIG_FILE, FINAL_METRICS_FILE, output_dir)
 
 
