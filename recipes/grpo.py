@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         argv,
         checks=[
             preflight.apply_cpu_defaults,
+            preflight.check_training_length,
             preflight.check_grpo_batch,
             preflight.check_vllm,
             preflight.check_no_reward_weights,

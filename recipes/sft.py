@@ -41,7 +41,9 @@ MERGED_DIR = "merged"
 
 def main(argv: list[str] | None = None) -> SFTTrainer:
     parsed = parse_config(
-        [RecipeArguments, SFTConfig, ModelConfig], argv, checks=[preflight.apply_cpu_defaults, preflight.warn_pure_bf16_training]
+        [RecipeArguments, SFTConfig, ModelConfig],
+        argv,
+        checks=[preflight.apply_cpu_defaults, preflight.check_training_length, preflight.warn_pure_bf16_training],
     )
     script_args, training_args, model_args = parsed.instances
     setup_logging(training_args)

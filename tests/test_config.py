@@ -95,8 +95,8 @@ def test_max_prompt_length_points_at_rl_math_replacement(config_file):
 
 
 def test_wrong_type_names_field_and_expected_type(config_file):
-    path = config_file(BASE + "num_generations: many\n")
-    with pytest.raises(ConfigError, match=r"'num_generations'.*expects int.*'many'"):
+    path = config_file(BASE + "seed: many\n")
+    with pytest.raises(ConfigError, match=r"'seed'.*expects int.*'many'"):
         parse_config(TYPES, [path])
 
 
@@ -132,6 +132,12 @@ def test_missing_config_file_is_named(tmp_path):
 def test_yaml_that_is_not_a_mapping_is_rejected(config_file):
     path = config_file("- a\n- b\n")
     with pytest.raises(ConfigError, match="must hold a YAML mapping"):
+        parse_config(TYPES, [path])
+
+
+def test_a_key_given_twice_in_the_yaml_is_rejected(config_file):
+    path = config_file(BASE + "learning_rate: 1.0e-6\nlearning_rate: 1.0e-5\n")
+    with pytest.raises(ConfigError, match="sets 'learning_rate' \\(line 6\\) twice"):
         parse_config(TYPES, [path])
 
 

@@ -135,6 +135,13 @@ def test_config_error_is_one_line_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("recipe", ["grpo", "sft", "expert_iteration"])
+def test_negative_max_steps_is_a_config_error_in_every_training_recipe(recipe, tmp_path):
+    config = {"grpo": SMOKE, "sft": "configs/sft_smoke.yaml", "expert_iteration": "configs/ei_smoke.yaml"}[recipe]
+    result = run_recipe(recipe, config, "--output_dir", str(tmp_path), "--max_steps", "-5")
+    assert result.returncode == 2 and "max_steps is -5" in result.stderr
+
+
 def test_a_stop_alarm_exits_with_its_own_status_and_records_why(tmp_path):
     # correctness alone on a random model: every group scores 0, so reward_trap holds from step 1
     result = run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path), "--max_steps", "6", "--save_steps", "10",

@@ -3,7 +3,13 @@
 import pytest
 
 from rl_math.config import ConfigError
-from rl_math.preflight import apply_cpu_defaults, check_grpo_batch, check_vllm, grpo_batch_problems
+from rl_math.preflight import (
+    apply_cpu_defaults,
+    check_grpo_batch,
+    check_training_length,
+    check_vllm,
+    grpo_batch_problems,
+)
 
 
 def test_default_arithmetic_that_fills_whole_groups_passes():
@@ -108,3 +114,27 @@ def test_bf16_weights_under_deepspeed_are_fine(monkeypatch, caplog):
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     warn_pure_bf16_training({"dtype": "bfloat16", "use_peft": False}, set())
     assert "master copy" not in caplog.text
+
+
+LENGTH = {"max_steps": 20, "num_train_epochs": 3.0, "save_strategy": "steps", "save_steps": 10}
+
+
+@pytest.mark.parametrize("max_steps", [0, -5])
+def test_max_steps_that_is_not_a_step_count_is_rejected(max_steps):
+    with pytest.raises(ConfigError, match=f"max_steps is {max_steps}; give a positive number .* or -1"):
+        check_training_length({**LENGTH, "max_steps": max_steps}, set())
+
+
+def test_epoch_based_run_with_no_epochs_is_rejected():
+    with pytest.raises(ConfigError, match="nothing would be trained"):
+        check_training_length({**LENGTH, "max_steps": -1, "num_train_epochs": 0.0}, set())
+
+
+def test_save_steps_zero_is_rejected():
+    with pytest.raises(ConfigError, match="save_steps is 0, so no checkpoint would ever be written"):
+        check_training_length({**LENGTH, "save_steps": 0}, set())
+
+
+def test_sensible_training_length_passes():
+    check_training_length(LENGTH, set())
+    check_training_length({**LENGTH, "max_steps": -1, "save_strategy": "no", "save_steps": 0}, set())

@@ -102,6 +102,26 @@ def check_grpo_batch(values: dict[str, Any], explicit: set[str], world_size: int
         raise ConfigError(f"batch sizes for {world_size} process(es): " + "; ".join(problems))
 
 
+def check_training_length(values: dict[str, Any], explicit: set[str]) -> None:
+    """Step counts the Trainer would take silently: a negative max_steps means "epochs", 0 trains a step."""
+    max_steps = values["max_steps"]
+    if max_steps == 0 or max_steps < -1:
+        raise ConfigError(
+            f"max_steps is {max_steps}; give a positive number of optimizer steps, or -1 to train for "
+            "num_train_epochs epochs"
+        )
+    if max_steps == -1 and values["num_train_epochs"] <= 0:
+        raise ConfigError(
+            f"num_train_epochs is {values['num_train_epochs']} and max_steps is -1, so nothing would be trained; "
+            "set num_train_epochs above 0 or a positive max_steps"
+        )
+    if values.get("save_strategy") == "steps" and values["save_steps"] <= 0:
+        raise ConfigError(
+            f"save_steps is {values['save_steps']}, so no checkpoint would ever be written; give a positive "
+            "number of steps (a float below 1 is a fraction of the run), or save_strategy: 'no'"
+        )
+
+
 VLLM_MISSING = (
     "use_vllm is true but vLLM is not installed; install the extra with `pip install -e .[vllm]` "
     "(CUDA machines only), or set use_vllm: false to generate with transformers"
