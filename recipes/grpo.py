@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.check_vllm,
             preflight.check_no_reward_weights,
             preflight.warn_pure_bf16_training,
+            preflight.check_output_dir,  # last: with overwrite_output_dir it deletes the earlier run
         ],
     )
     script_args, training_args, model_args, health_args = parsed.instances

@@ -43,7 +43,12 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     parsed = parse_config(
         [RecipeArguments, SFTConfig, ModelConfig],
         argv,
-        checks=[preflight.apply_cpu_defaults, preflight.check_training_length, preflight.warn_pure_bf16_training],
+        checks=[
+            preflight.apply_cpu_defaults,
+            preflight.check_training_length,
+            preflight.warn_pure_bf16_training,
+            preflight.check_output_dir,  # last: with overwrite_output_dir it deletes the earlier run
+        ],
     )
     script_args, training_args, model_args = parsed.instances
     setup_logging(training_args)

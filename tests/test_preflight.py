@@ -6,6 +6,7 @@ from rl_math.config import ConfigError
 from rl_math.preflight import (
     apply_cpu_defaults,
     check_grpo_batch,
+    check_output_dir,
     check_training_length,
     check_vllm,
     grpo_batch_problems,
@@ -138,3 +139,23 @@ def test_save_steps_zero_is_rejected():
 def test_sensible_training_length_passes():
     check_training_length(LENGTH, set())
     check_training_length({**LENGTH, "max_steps": -1, "save_strategy": "no", "save_steps": 0}, set())
+
+
+def _earlier_run(tmp_path):
+    (tmp_path / "checkpoint-10").mkdir()
+    return {"output_dir": str(tmp_path), "resume_from_checkpoint": None, "overwrite_output_dir": False}
+
+
+def test_a_new_run_in_an_output_dir_with_another_run_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"already holds a run \(checkpoint-10\); pass --resume_from_checkpoint true"):
+        check_output_dir(_earlier_run(tmp_path), set())
+
+
+def test_resuming_in_an_output_dir_with_a_run_is_allowed(tmp_path):
+    check_output_dir({**_earlier_run(tmp_path), "resume_from_checkpoint": "true"}, set())
+    assert (tmp_path / "checkpoint-10").is_dir()
+
+
+def test_overwrite_output_dir_deletes_the_earlier_checkpoints(tmp_path):
+    check_output_dir({**_earlier_run(tmp_path), "overwrite_output_dir": True}, set())
+    assert not (tmp_path / "checkpoint-10").exists()

@@ -96,6 +96,13 @@ class RecipeArguments:
             "the count dropped is logged. null keeps all."
         },
     )
+    overwrite_output_dir: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": "Start a new training run in an output_dir that holds an earlier one, deleting its "
+            "checkpoints (without it such a run is refused unless it resumes)."
+        },
+    )
     rewards: list[dict] | None = dataclasses.field(
         default=None,
         metadata={
@@ -548,6 +555,8 @@ def to_yaml_dict(*instances: Any) -> dict[str, Any]:
         data = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
         for key, value in data.items():
             resolved.setdefault(key, _plain(value))
+    if resolved.get("overwrite_output_dir"):
+        resolved["overwrite_output_dir"] = False  # rerunning the saved config must not delete the run it describes
     for derived, source in _DERIVED_FIELDS.items():
         if resolved.get(derived) is not None and resolved.get(source) is not None:
             resolved[derived] = None  # the trainer derives it again; both set is an error on re-run

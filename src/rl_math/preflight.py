@@ -122,6 +122,33 @@ def check_training_length(values: dict[str, Any], explicit: set[str]) -> None:
         )
 
 
+def check_output_dir(values: dict[str, Any], explicit: set[str]) -> None:
+    """A new run never mixes its checkpoints with an earlier run's in the same output_dir.
+
+    A later `--resume_from_checkpoint true` would pick whichever checkpoint is newest, from either
+    run. So: resume it, replace it (`overwrite_output_dir`: its checkpoints are deleted), or refuse.
+    """
+    import shutil
+    from pathlib import Path
+
+    from rl_math.training import previous_run_files, resume_requested
+
+    output_dir = values["output_dir"]
+    found = previous_run_files(output_dir)
+    if not found or resume_requested(values.get("resume_from_checkpoint")):
+        return
+    if not values.get("overwrite_output_dir"):
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise ConfigError(
+            f"output_dir {output_dir} already holds a run ({shown}); pass --resume_from_checkpoint true to "
+            "continue it, --overwrite_output_dir true to replace it, or another --output_dir"
+        )
+    for name in found:
+        path = Path(output_dir) / name
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    logger.warning("overwrite_output_dir: deleted the earlier run's %s in %s", ", ".join(found), output_dir)
+
+
 VLLM_MISSING = (
     "use_vllm is true but vLLM is not installed; install the extra with `pip install -e .[vllm]` "
     "(CUDA machines only), or set use_vllm: false to generate with transformers"

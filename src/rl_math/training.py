@@ -189,13 +189,27 @@ def _disk_full(err: BaseException, output_dir: str) -> bool:
     return write_failed and os.path.isdir(output_dir) and shutil.disk_usage(output_dir).free < 2**30
 
 
+def resume_requested(value: object) -> bool:
+    """Whether a `resume_from_checkpoint` value asks to resume (true, or a path) rather than start fresh."""
+    return value is not None and str(value).lower() not in ("false", "no", "0", "")
+
+
+def previous_run_files(output_dir: str | os.PathLike) -> list[str]:
+    """What in output_dir belongs to an earlier run: checkpoint folders, its trainer state and config."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = sorted(p.name for p in root.iterdir() if _CHECKPOINT_DIR.match(p.name))
+    return found + [name for name in ("trainer_state.json", RESOLVED_CONFIG_FILE) if (root / name).is_file()]
+
+
 def resolve_resume(training_args) -> str | bool | None:
     """`resume_from_checkpoint: true` → the last checkpoint in output_dir, or a fresh start if none.
 
     A path is used as given (and must exist). Anything else falsy means a fresh start.
     """
     value = training_args.resume_from_checkpoint
-    if value is None or str(value).lower() in ("false", "no", "0", ""):
+    if not resume_requested(value):
         return None
     if str(value).lower() in ("true", "yes", "1", "auto", "last"):
         checkpoint = last_checkpoint(training_args.output_dir)
