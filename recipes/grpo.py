@@ -26,6 +26,7 @@ from rl_math.training import (
     check_data_parallel,
     end_distributed,
     eos_token_ids,
+    keep_checkpoint_settings,
     load_tokenizer,
     model_init_kwargs,
     resolve_resume,
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     script_args, training_args, model_args, health_args = parsed.instances
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
+    keep_checkpoint_settings(training_args, checkpoint)
 
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)

@@ -27,6 +27,7 @@ from rl_math.tiny import resolve_model_path
 from rl_math.training import (
     check_data_parallel,
     end_distributed,
+    keep_checkpoint_settings,
     load_tokenizer,
     model_init_kwargs,
     resolve_resume,
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     script_args, training_args, model_args = parsed.instances
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
+    keep_checkpoint_settings(training_args, checkpoint)
 
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)

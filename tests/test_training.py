@@ -10,7 +10,14 @@ import json
 
 import pytest
 
-from rl_math.training import CHECKPOINT_COMPLETE_FILE, DiskFullError, last_checkpoint, resolve_resume, run_training
+from rl_math.training import (
+    CHECKPOINT_COMPLETE_FILE,
+    DiskFullError,
+    keep_checkpoint_settings,
+    last_checkpoint,
+    resolve_resume,
+    run_training,
+)
 
 
 def _trainer(output_dir, max_steps: int, save_steps: int = 2):
@@ -94,3 +101,12 @@ def test_a_full_disk_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "train", write_fails)
     with pytest.raises(DiskFullError, match="is full .*--resume_from_checkpoint true"):
         run_training(trainer, None)
+
+
+def test_a_resume_warns_about_a_changed_learning_rate_and_records_the_one_that_runs(finished_run, caplog):
+    out, _ = finished_run
+    trainer = _trainer(out, max_steps=6)
+    trainer.args.learning_rate = 5e-4
+    keep_checkpoint_settings(trainer.args, str(out / "checkpoint-4"))
+    assert trainer.args.learning_rate == 1e-2
+    assert "learning_rate 0.0005 was given but the checkpoint's 0.01 is what runs" in caplog.text

@@ -403,7 +403,13 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     from rl_math.preemption import PreemptionCallback
     from rl_math.sft_data import drop_overlong, samples_to_sft
     from rl_math.tiny import resolve_model_path
-    from rl_math.training import last_checkpoint, load_tokenizer, model_init_kwargs, run_training
+    from rl_math.training import (
+        keep_checkpoint_settings,
+        last_checkpoint,
+        load_tokenizer,
+        model_init_kwargs,
+        run_training,
+    )
 
     args = copy.deepcopy(ctx.training_args)
     args.output_dir = str(rdir / TRAIN_DIR)
@@ -412,14 +418,15 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     model_args.model_name_or_path = start_model
     tokenizer = load_tokenizer(model_args, args.trust_remote_code)
     dataset = drop_overlong(samples_to_sft(rows), tokenizer, args.max_length)
+    checkpoint = last_checkpoint(args.output_dir)
+    if checkpoint:
+        logger.info("resuming this round's SFT from %s", checkpoint)
+        keep_checkpoint_settings(args, checkpoint)
     preemption = PreemptionCallback()
     trainer = SFTTrainer(
         model=resolve_model_path(start_model), args=args, train_dataset=dataset, processing_class=tokenizer,
         peft_config=get_peft_config(ctx.model_args), callbacks=[preemption],
     )
-    checkpoint = last_checkpoint(args.output_dir)
-    if checkpoint:
-        logger.info("resuming this round's SFT from %s", checkpoint)
     result_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return None

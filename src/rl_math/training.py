@@ -225,6 +225,38 @@ def resolve_resume(training_args) -> str | bool | None:
     return value
 
 
+# What a resume restores from the checkpoint whatever the config says: the optimizer's param groups
+# (learning rate, betas, eps, weight decay), the scheduler, the RNG and the data position.
+RESUME_FIXED_FIELDS = (
+    "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "weight_decay", "adam_beta1",
+    "adam_beta2", "adam_epsilon", "optim", "seed", "data_seed", "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+)
+
+
+def keep_checkpoint_settings(training_args, checkpoint: str | None) -> None:
+    """On resume, warn about each field changed since the checkpoint that a resume cannot change, and set
+    it back to the checkpoint's value, so that the saved config records what ran."""
+    saved = Path(checkpoint or "") / "training_args.bin"
+    if not checkpoint or not saved.is_file():
+        return
+    import torch
+
+    try:
+        before = torch.load(saved, weights_only=False)  # written by the Trainer of this run
+    except Exception as err:  # noqa: BLE001 - an unreadable file only costs the warning
+        logger.warning("cannot read %s (%s); not checking which settings changed since the checkpoint", saved, err)
+        return
+    for name in RESUME_FIXED_FIELDS:
+        old, new = getattr(before, name, None), getattr(training_args, name, None)
+        if hasattr(before, name) and old != new:
+            logger.warning(
+                "resuming from %s: %s %r was given but the checkpoint's %r is what runs (a resume restores the "
+                "optimizer, scheduler and data order); start a new run to change it", checkpoint, name, new, old,
+            )
+            setattr(training_args, name, old)
+
+
 def save_run(
     trainer, tokenizer, resolved_config: dict[str, Any], train_metrics: dict[str, Any], stop_reason: str | None = None
 ) -> None:
