@@ -110,3 +110,13 @@ def test_a_resume_warns_about_a_changed_learning_rate_and_records_the_one_that_r
     keep_checkpoint_settings(trainer.args, str(out / "checkpoint-4"))
     assert trainer.args.learning_rate == 1e-2
     assert "learning_rate 0.0005 was given but the checkpoint's 0.01 is what runs" in caplog.text
+
+
+def test_mean_loss_of_a_resumed_run_covers_the_steps_before_the_resume(finished_run):
+    from rl_math.training import logged_mean_loss
+
+    out, _ = finished_run
+    trainer = _trainer(out, max_steps=6)
+    run_training(trainer, str(out / "checkpoint-4"))
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]  # logging_steps 1
+    assert len(losses) == 6 and logged_mean_loss(trainer.state.log_history) == pytest.approx(sum(losses) / 6)

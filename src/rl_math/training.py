@@ -284,6 +284,22 @@ def final_log_metrics(trainer) -> dict[str, Any]:
     return latest
 
 
+def logged_mean_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """The mean training loss over every logged step, each log weighted by the steps it covers.
+
+    >>> logged_mean_loss([{"loss": 2.0, "step": 2}, {"loss": 1.0, "step": 3}, {"train_loss": 9.0, "step": 3}])
+    1.6666666666666667
+    """
+    total = steps = 0.0
+    previous = 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            total += entry["loss"] * (entry["step"] - previous)
+            steps += entry["step"] - previous
+            previous = entry["step"]
+    return total / steps if steps else None
+
+
 def end_distributed() -> None:
     """Barrier and destroy the process group: without it ~1 in 5 multi-process CPU runs abort at exit."""
     import torch.distributed as dist
