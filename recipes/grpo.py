@@ -45,11 +45,13 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         checks=[
             preflight.apply_cpu_defaults,
             preflight.check_training_length,
+            preflight.check_stale_build_locks,
             preflight.check_grpo_batch,
             preflight.check_vllm,
             preflight.check_no_reward_weights,
             preflight.warn_pure_bf16_training,
-            preflight.check_output_dir,  # last: with overwrite_output_dir it deletes the earlier run
+            preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
+            preflight.init_cpu_process_group,
         ],
     )
     script_args, training_args, model_args, health_args = parsed.instances

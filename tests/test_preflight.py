@@ -1,5 +1,9 @@
 """Preflight: the batch arithmetic GRPOTrainer enforces, checked before anything loads."""
 
+import os
+import time
+from datetime import timedelta
+
 import pytest
 
 from rl_math.config import ConfigError
@@ -7,9 +11,11 @@ from rl_math.preflight import (
     apply_cpu_defaults,
     check_grpo_batch,
     check_output_dir,
+    check_stale_build_locks,
     check_training_length,
     check_vllm,
     grpo_batch_problems,
+    init_cpu_process_group,
 )
 
 
@@ -159,3 +165,37 @@ def test_resuming_in_an_output_dir_with_a_run_is_allowed(tmp_path):
 def test_overwrite_output_dir_deletes_the_earlier_checkpoints(tmp_path):
     check_output_dir({**_earlier_run(tmp_path), "overwrite_output_dir": True}, set())
     assert not (tmp_path / "checkpoint-10").exists()
+
+
+def _deepspeed_extensions(monkeypatch, tmp_path, lock_age_s: float):
+    lock = tmp_path / "py311_cpu" / "deepspeed_shm_comm" / "lock"
+    lock.parent.mkdir(parents=True)
+    lock.touch()
+    os.utime(lock, (time.time() - lock_age_s,) * 2)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    return lock
+
+
+def test_a_stale_deepspeed_build_lock_is_named_with_the_command_to_delete_it(monkeypatch, tmp_path):
+    lock = _deepspeed_extensions(monkeypatch, tmp_path, lock_age_s=3600)
+    with pytest.raises(ConfigError, match=f"would make this DeepSpeed launch wait forever; delete them \\(rm {lock}\\)"):
+        check_stale_build_locks({}, set())
+
+
+def test_a_build_lock_being_written_now_only_warns(monkeypatch, tmp_path, caplog):
+    _deepspeed_extensions(monkeypatch, tmp_path, lock_age_s=0)
+    check_stale_build_locks({}, set())
+    assert "is being built" in caplog.text
+
+
+def test_the_cpu_process_group_gets_the_configured_timeout(monkeypatch):
+    import torch.distributed as dist
+
+    formed = {}
+    monkeypatch.setattr(dist, "init_process_group", lambda **kwargs: formed.update(kwargs))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(name, value)
+    init_cpu_process_group({"use_cpu": True, "ddp_backend": "gloo", "ddp_timeout": 77}, set())
+    assert formed == {"backend": "gloo", "timeout": timedelta(seconds=77)}

@@ -10,6 +10,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from rl_math.config import ConfigError
@@ -192,6 +195,50 @@ def apply_cpu_defaults(values: dict[str, Any], explicit: set[str]) -> None:
             values["ddp_backend"] = "gloo"
         if not _deepspeed_launch() and "use_cpu" in values and "use_cpu" not in explicit:
             values["use_cpu"] = True
+
+
+def init_cpu_process_group(values: dict[str, Any], explicit: set[str]) -> None:
+    """Form the CPU data-parallel group with `ddp_timeout`, which transformers 5.23 passes on every
+    backend but `use_cpu` (where a frozen rank then blocks the others for torch's default 30 min).
+
+    accelerate and the Trainer reuse a process group that already exists.
+    """
+    import torch.distributed as dist
+
+    if not values.get("use_cpu") or world_size_from_env() <= 1 or not dist.is_available() or dist.is_initialized():
+        return
+    if not all(name in os.environ for name in ("RANK", "MASTER_ADDR", "MASTER_PORT")):
+        return  # not a torchrun-style launch: leave it to accelerate
+    dist.init_process_group(backend=values.get("ddp_backend") or "gloo", timeout=timedelta(seconds=values["ddp_timeout"]))
+
+
+# A torch JIT build (DeepSpeed's ops on CPU) holds this file while it compiles; one left behind by a
+# killed build makes every later build of that op wait for it forever, silently.
+_BUILD_LOCK = "lock"
+_FRESH_LOCK_S = 60
+
+
+def extensions_dir() -> Path:
+    from torch.utils.cpp_extension import get_default_build_root
+
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+
+
+def check_stale_build_locks(values: dict[str, Any], explicit: set[str]) -> None:
+    """Under DeepSpeed, refuse to launch into a JIT op build lock that nobody will ever release."""
+    if not _deepspeed_launch():
+        return
+    root = extensions_dir()
+    locks = [*root.glob(f"*/{_BUILD_LOCK}"), *root.glob(f"*/*/{_BUILD_LOCK}")]
+    stale = [lock for lock in locks if time.time() - lock.stat().st_mtime > _FRESH_LOCK_S]
+    for lock in set(locks) - set(stale):
+        logger.warning("a torch extension is being built (%s); if this launch hangs, delete that file", lock)
+    if stale:
+        paths = " ".join(str(lock) for lock in stale)
+        raise ConfigError(
+            f"stale torch extension build lock(s) {paths}, left by a build that was killed, would make this "
+            f"DeepSpeed launch wait forever; delete them (rm {paths}) and launch again"
+        )
 
 
 def check_reward_columns(reward_funcs: list, column_names: list[str]) -> None:
