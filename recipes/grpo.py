@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.check_training_length,
             preflight.check_stale_build_locks,
             preflight.check_grpo_batch,
+            preflight.check_checkpoints_at_generation_boundaries,
             preflight.check_vllm,
             preflight.check_no_reward_weights,
             preflight.warn_pure_bf16_training,
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
     keep_checkpoint_settings(training_args, checkpoint)
+    preflight.warn_resume_inside_generation(training_args, checkpoint)
 
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)

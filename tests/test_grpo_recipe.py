@@ -150,3 +150,16 @@ def test_a_stop_alarm_exits_with_its_own_status_and_records_why(tmp_path):
     assert result.returncode == 3, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "final_metrics.json").read_text())
     assert metrics["stop_reason"] == "health alarm reward_trap at step 2" and metrics["step"] == 2
+
+
+def test_resume_on_a_generation_boundary_reproduces_the_uninterrupted_run(tmp_path):
+    from safetensors.torch import load_file
+
+    # two optimizer steps per generation; constant LR so that the first leg's shorter max_steps changes nothing
+    common = ("--steps_per_generation", "2", "--save_steps", "2", "--lr_scheduler_type", "constant")
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "whole"), "--max_steps", "4", *common))
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "split"), "--max_steps", "2", *common))
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "split"), "--max_steps", "4", *common,
+                   "--resume_from_checkpoint", "true"))
+    whole, split = (load_file(tmp_path / run / "model.safetensors") for run in ("whole", "split"))
+    assert all((whole[name] == split[name]).all() for name in whole)

@@ -9,6 +9,7 @@ import pytest
 from rl_math.config import ConfigError
 from rl_math.preflight import (
     apply_cpu_defaults,
+    check_checkpoints_at_generation_boundaries,
     check_grpo_batch,
     check_output_dir,
     check_stale_build_locks,
@@ -199,3 +200,34 @@ def test_the_cpu_process_group_gets_the_configured_timeout(monkeypatch):
         monkeypatch.setenv(name, value)
     init_cpu_process_group({"use_cpu": True, "ddp_backend": "gloo", "ddp_timeout": 77}, set())
     assert formed == {"backend": "gloo", "timeout": timedelta(seconds=77)}
+
+
+GENERATION = {"save_strategy": "steps", "gradient_accumulation_steps": 1, "steps_per_generation": 4,
+              "generation_batch_size": None, "per_device_train_batch_size": 8, "num_iterations": 1, "max_steps": 20}
+
+
+def test_checkpoints_inside_a_buffered_generation_are_refused():
+    with pytest.raises(ConfigError, match="save_steps 5 puts checkpoints inside a generation .* a multiple of 4"):
+        check_checkpoints_at_generation_boundaries({**GENERATION, "save_steps": 5}, set(), world_size=1)
+
+
+def test_checkpoints_on_generation_boundaries_pass():
+    check_checkpoints_at_generation_boundaries({**GENERATION, "save_steps": 8}, set(), world_size=1)
+
+
+def test_num_iterations_counts_toward_the_generation_span():
+    values = {**GENERATION, "steps_per_generation": None, "gradient_accumulation_steps": 2, "num_iterations": 2}
+    with pytest.raises(ConfigError, match="a multiple of 2"):
+        check_checkpoints_at_generation_boundaries({**values, "save_steps": 3}, set(), world_size=1)
+
+
+def test_resuming_a_checkpoint_inside_a_generation_warns(caplog):
+    from types import SimpleNamespace
+
+    from rl_math.preflight import warn_resume_inside_generation
+
+    args = SimpleNamespace(steps_per_generation=4, num_iterations=1, gradient_accumulation_steps=1)
+    warn_resume_inside_generation(args, "out/checkpoint-8")
+    assert not caplog.text
+    warn_resume_inside_generation(args, "out/checkpoint-7")
+    assert "checkpoint-7 was written inside a generation" in caplog.text

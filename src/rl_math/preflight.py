@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import time
 from datetime import timedelta
@@ -150,6 +151,57 @@ def check_output_dir(values: dict[str, Any], explicit: set[str]) -> None:
         path = Path(output_dir) / name
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     logger.warning("overwrite_output_dir: deleted the earlier run's %s in %s", ", ".join(found), output_dir)
+
+
+def on_generation_boundary(step: int, gradient_accumulation_steps: int, generate_every: int) -> bool:
+    """Whether optimizer step `step` ends where GRPOTrainer starts a new generation (every
+    `generate_every` = steps_per_generation × num_iterations micro-batches)."""
+    return (step * gradient_accumulation_steps) % generate_every == 0
+
+
+def warn_resume_inside_generation(training_args, checkpoint: str | None) -> None:
+    """A checkpoint written inside a generation (a preemption or a health stop) resumes, but not exactly."""
+    import re
+
+    match = re.search(r"checkpoint-(\d+)$", str(checkpoint or ""))
+    generate_every = training_args.steps_per_generation * training_args.num_iterations
+    if match and not on_generation_boundary(int(match.group(1)), training_args.gradient_accumulation_steps, generate_every):
+        logger.warning(
+            "%s was written inside a generation (a new one starts every %d micro-batches); the resumed run "
+            "generates anew there, so it will not reproduce the uninterrupted run exactly", checkpoint, generate_every,
+        )
+
+
+def check_checkpoints_at_generation_boundaries(
+    values: dict[str, Any], explicit: set[str], world_size: int | None = None
+) -> None:
+    """GRPO with buffered generations must checkpoint where a new generation starts.
+
+    GRPOTrainer generates once per steps_per_generation × num_iterations micro-batches and trains on
+    the buffer; the buffer is not in a checkpoint, so a resume from a step inside it generates anew
+    and drifts from the uninterrupted run. Checkpoints on generation boundaries resume exactly.
+    """
+    if values.get("save_strategy") != "steps":
+        return
+    world_size = world_size or world_size_from_env()
+    accumulation = values["gradient_accumulation_steps"]
+    steps_per_generation = values.get("steps_per_generation")
+    if steps_per_generation is None and values.get("generation_batch_size"):
+        steps_per_generation = values["generation_batch_size"] // (values["per_device_train_batch_size"] * world_size)
+    generate_every = (steps_per_generation or accumulation) * values.get("num_iterations", 1)  # micro-batches
+    save_steps = values["save_steps"]
+    if save_steps < 1:
+        if values["max_steps"] <= 0:
+            return  # a fraction of a length known only once the data is loaded
+        save_steps = math.ceil(values["max_steps"] * save_steps)
+    if not on_generation_boundary(save_steps, accumulation, generate_every):
+        every = generate_every // math.gcd(generate_every, accumulation)
+        raise ConfigError(
+            f"save_steps {values['save_steps']} puts checkpoints inside a generation (one is trained on for "
+            f"steps_per_generation × num_iterations = {generate_every} micro-batches, gradient_accumulation_steps "
+            f"{accumulation} per step), and a resume from one would not reproduce the run; use a save_steps that "
+            f"is a multiple of {every}"
+        )
 
 
 VLLM_MISSING = (
