@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     checkpoint = resolve_resume(training_args)
     keep_checkpoint_settings(training_args, checkpoint)
     preflight.warn_resume_inside_generation(training_args, checkpoint)
+    # what runs, as the user can give it again: taken before the recipe fills in TRL's own fields
+    resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
 
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
@@ -93,7 +95,6 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     train_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
-    resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
     resolved["rewards"] = specs
     stop_reason = health_stop_reason(trainer)
     save_run(trainer, tokenizer, resolved, train_metrics, stop_reason)

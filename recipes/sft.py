@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
     keep_checkpoint_settings(training_args, checkpoint)
+    # what runs, as the user can give it again: taken before the recipe fills in TRL's own fields
+    resolved = to_yaml_dict(script_args, model_args, training_args)
 
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
@@ -83,7 +85,6 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
 
     add_stop_tokens(trainer.accelerator.unwrap_model(trainer.model), tokenizer)  # a base model learns <|im_end|>
-    resolved = to_yaml_dict(script_args, model_args, training_args)
     save_run(trainer, tokenizer, resolved, train_metrics)
     if model_args.use_peft:
         if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:

@@ -163,3 +163,13 @@ def test_resume_on_a_generation_boundary_reproduces_the_uninterrupted_run(tmp_pa
                    "--resume_from_checkpoint", "true"))
     whole, split = (load_file(tmp_path / run / "model.safetensors") for run in ("whole", "split"))
     assert all((whole[name] == split[name]).all() for name in whole)
+
+
+def test_the_saved_config_reruns_to_the_same_values(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(first), "--max_steps", "1", "--save_strategy", "no"))
+    _ok(run_recipe("grpo", str(first / "rl_math_config.yaml"), "--output_dir", str(second)))
+    saved = [yaml.safe_load((out / "rl_math_config.yaml").read_text()) for out in (first, second)]
+    assert {k: v for k, v in saved[0].items() if k != "output_dir"} == {
+        k: v for k, v in saved[1].items() if k != "output_dir"
+    }

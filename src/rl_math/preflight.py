@@ -308,7 +308,7 @@ def check_reward_columns(reward_funcs: list, column_names: list[str]) -> None:
 
 def check_no_reward_weights(values: dict[str, Any], explicit: set[str]) -> None:
     """Weights live beside each reward in `rewards:`; TRL's own list would silently be replaced."""
-    if "reward_weights" in explicit:
+    if values.get("reward_weights") is not None:  # a saved config's `reward_weights: null` is fine
         raise ConfigError(
             "reward_weights is set, but rl-math takes each reward's weight from the rewards list; "
             "write e.g. rewards: [{name: correctness, weight: 1.0}, {name: boxed_format, weight: 0.2}] "
