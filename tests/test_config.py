@@ -1,5 +1,6 @@
 """Config loading: positional YAML, --config, overrides, and every error raised before a model loads."""
 
+import dataclasses
 import os
 
 import pytest
@@ -236,7 +237,13 @@ def test_saved_config_of_every_recipe_reruns_to_the_same_values(config, tmp_path
 
     types = _recipe_config_types()[config]
     args = [str(REPO_ROOT / "configs" / config), "--output_dir", str(tmp_path / "out")]
-    resolved = to_yaml_dict(*parse_config(types, args).instances)
+    original = parse_config(types, args)
+    resolved = to_yaml_dict(*original.instances)
     saved = tmp_path / "rl_math_config.yaml"
     saved.write_text(yaml.safe_dump(resolved, sort_keys=True))  # as the recipes write it
-    assert to_yaml_dict(*parse_config(types, [str(saved)]).instances) == resolved
+    rerun = parse_config(types, [str(saved)])
+    assert to_yaml_dict(*rerun.instances) == resolved
+    for before, after in zip(original.instances, rerun.instances):  # every field as the trainers see it
+        assert {f.name: getattr(after, f.name) for f in dataclasses.fields(after)} == {
+            f.name: getattr(before, f.name) for f in dataclasses.fields(before)
+        }

@@ -553,6 +553,9 @@ def to_yaml_dict(*instances: Any) -> dict[str, Any]:
     resolved: dict[str, Any] = {}
     for obj in instances:
         data = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        # TrainingArguments.to_dict masks every `*_token` field (eos_token: '<EOS_TOKEN>'): take the
+        # real values, credentials are left out below
+        data.update({key: getattr(obj, key) for key in data if key.endswith("_token") and hasattr(obj, key)})
         for key, value in data.items():
             resolved.setdefault(key, _plain(value))
     if resolved.get("overwrite_output_dir"):
