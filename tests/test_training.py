@@ -120,3 +120,11 @@ def test_mean_loss_of_a_resumed_run_covers_the_steps_before_the_resume(finished_
     run_training(trainer, str(out / "checkpoint-4"))
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]  # logging_steps 1
     assert len(losses) == 6 and logged_mean_loss(trainer.state.log_history) == pytest.approx(sum(losses) / 6)
+
+
+def test_checkpoints_from_before_completion_markers_still_resume(finished_run):
+    out, _ = finished_run
+    for marker in out.glob(f"checkpoint-*/{CHECKPOINT_COMPLETE_FILE}"):
+        marker.unlink()
+    (out / "checkpoint-4" / "trainer_state.json").write_text("{")  # cut short while saving
+    assert last_checkpoint(str(out)) == str(out / "checkpoint-2")

@@ -133,7 +133,6 @@ def check_output_dir(values: dict[str, Any], explicit: set[str]) -> None:
     run. So: resume it, replace it (`overwrite_output_dir`: its checkpoints are deleted), or refuse.
     """
     import shutil
-    from pathlib import Path
 
     from rl_math.training import previous_run_files, resume_requested
 

@@ -115,11 +115,27 @@ def last_checkpoint(output_dir: str) -> str | None:
     if not os.path.isdir(output_dir):
         return None
     numbered = [(int(m.group(1)), p) for p in Path(output_dir).iterdir() if (m := _CHECKPOINT_DIR.match(p.name)) and p.is_dir()]
-    for _, path in sorted(numbered, reverse=True):
+    newest_first = [path for _, path in sorted(numbered, reverse=True)]
+    if newest_first and not any((path / CHECKPOINT_COMPLETE_FILE).is_file() for path in newest_first):
+        return _last_unmarked_checkpoint(newest_first)
+    for path in newest_first:
         problem = checkpoint_problem(path)
         if problem is None:
             return str(path)
         logger.warning("%s is incomplete and is skipped: %s", path, problem)
+    return None
+
+
+def _last_unmarked_checkpoint(newest_first: list[Path]) -> str | None:
+    """Checkpoints written before rl-math marked them: the Trainer writes trainer_state.json last."""
+    for path in newest_first:
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            logger.warning("%s has no readable trainer_state.json (stopped while saving?) and is skipped", path)
+            continue
+        logger.warning("%s was written without a completion marker (an older rl-math); resuming from it", path)
+        return str(path)
     return None
 
 
