@@ -135,9 +135,9 @@ def test_config_error_is_one_line_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("recipe", ["grpo", "sft", "expert_iteration"])
+@pytest.mark.parametrize("recipe", ["grpo", "sft"])
 def test_negative_max_steps_is_a_config_error_in_every_training_recipe(recipe, tmp_path):
-    config = {"grpo": SMOKE, "sft": "configs/sft_smoke.yaml", "expert_iteration": "configs/ei_smoke.yaml"}[recipe]
+    config = {"grpo": SMOKE, "sft": "configs/sft_smoke.yaml"}[recipe]
     result = run_recipe(recipe, config, "--output_dir", str(tmp_path), "--max_steps", "-5")
     assert result.returncode == 2 and "max_steps is -5" in result.stderr
 
