@@ -692,3 +692,13 @@ def test_a_working_custom_reward_passes_through_named_and_picklable():
     func = get_reward("fixtures.broken_rewards:good_reward")
     assert func(completions=["a", "b"]) == [0.5, None]
     assert get_callable_name(func) == "good_reward" and pickle.loads(pickle.dumps(func))(completions=["a"]) == [0.5]
+
+
+def test_a_custom_reward_runs_with_the_callers_grad_mode():
+    import torch
+
+    seen = []
+    func = rewards.CheckedReward(lambda completions, **kw: seen.append(torch.is_grad_enabled()) or [0.0], "probe", 5)
+    with torch.no_grad():
+        func(completions=["a"])
+    assert seen == [False]

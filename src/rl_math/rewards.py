@@ -564,6 +564,25 @@ def get_reward(name: str, **params) -> RewardFunc:
     return func
 
 
+def _thread_state() -> Callable[[], None]:
+    """What a worker thread must share with the caller for torch code to behave alike: grad mode and
+    the current CUDA device are per thread (a reward model on rank 3 would otherwise run on cuda:0)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return lambda: None
+    grad_enabled = torch.is_grad_enabled()
+    device = torch.cuda.current_device() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+
+    def inherit() -> None:
+        torch.set_grad_enabled(grad_enabled)
+        if device is not None:
+            torch.cuda.set_device(device)
+
+    return inherit
+
+
 class CheckedReward:
     """A custom reward, called as TRL calls it, whose every failure is an error that names it.
 
@@ -582,9 +601,11 @@ class CheckedReward:
         import threading
 
         outcome: dict[str, object] = {}
+        inherit = _thread_state()
 
         def call() -> None:
             try:
+                inherit()
                 outcome["result"] = self.func(*args, **kwargs)
             except BaseException as error:  # noqa: BLE001 - re-raised below, named after the reward
                 outcome["error"] = error
