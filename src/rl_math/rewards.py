@@ -557,11 +557,13 @@ def get_reward(name: str, **params) -> RewardFunc:
         func.__name__ = func.__qualname__ = resolved.display_name
         func.__doc__ = getattr(resolved.func, "__doc__", None)
         func.__module__ = getattr(resolved.func, "__module__", __name__)
+    if not custom:
+        return func
     from trl.trainer.utils import is_async_callable
 
-    if custom and not is_async_callable(resolved.func):  # TRL awaits async rewards itself
-        return CheckedReward(func, resolved.display_name, float(timeout))
-    return func
+    if is_async_callable(resolved.func):
+        return func  # TRL awaits async rewards itself
+    return CheckedReward(func, resolved.display_name, float(timeout))
 
 
 def _thread_state() -> Callable[[], None]:
