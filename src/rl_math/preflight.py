@@ -160,11 +160,11 @@ def on_generation_boundary(step: int, gradient_accumulation_steps: int, generate
 
 def warn_resume_inside_generation(training_args, checkpoint: str | None) -> None:
     """A checkpoint written inside a generation (a preemption or a health stop) resumes, but not exactly."""
-    import re
+    from rl_math.training import checkpoint_step
 
-    match = re.search(r"checkpoint-(\d+)$", str(checkpoint or ""))
+    step = checkpoint_step(checkpoint)
     generate_every = training_args.steps_per_generation * training_args.num_iterations
-    if match and not on_generation_boundary(int(match.group(1)), training_args.gradient_accumulation_steps, generate_every):
+    if step is not None and not on_generation_boundary(step, training_args.gradient_accumulation_steps, generate_every):
         logger.warning(
             "%s was written inside a generation (a new one starts every %d micro-batches); the resumed run "
             "generates anew there, so it will not reproduce the uninterrupted run exactly", checkpoint, generate_every,
@@ -264,9 +264,10 @@ def init_cpu_process_group(values: dict[str, Any], explicit: set[str]) -> None:
 
 
 # A torch JIT build (DeepSpeed's ops on CPU) holds this file while it compiles; one left behind by a
-# killed build makes every later build of that op wait for it forever, silently.
+# killed build makes every later build of that op wait for it forever, silently. A younger one may
+# be another job's build in progress (a first build takes ~30 s on 2 cores): only a warning.
 _BUILD_LOCK = "lock"
-_FRESH_LOCK_S = 60
+_FRESH_LOCK_S = 300
 
 
 def extensions_dir() -> Path:

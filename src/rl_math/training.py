@@ -80,6 +80,16 @@ def eos_token_ids(tokenizer, model_path: str) -> list[int]:
     return sorted(ids)
 
 
+def checkpoint_step(checkpoint: str | os.PathLike | None) -> int | None:
+    """N of a `checkpoint-N` folder, else None.
+
+    >>> checkpoint_step("out/checkpoint-20"), checkpoint_step("out/model")
+    (20, None)
+    """
+    match = _CHECKPOINT_DIR.match(Path(checkpoint).name) if checkpoint else None
+    return int(match.group(1)) if match else None
+
+
 def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
     """Why a checkpoint folder cannot be resumed from (None when it is complete)."""
     path = Path(checkpoint)
@@ -114,8 +124,8 @@ def last_checkpoint(output_dir: str) -> str | None:
     """The newest complete checkpoint-N in output_dir; newer incomplete ones are skipped with a warning."""
     if not os.path.isdir(output_dir):
         return None
-    numbered = [(int(m.group(1)), p) for p in Path(output_dir).iterdir() if (m := _CHECKPOINT_DIR.match(p.name)) and p.is_dir()]
-    newest_first = [path for _, path in sorted(numbered, reverse=True)]
+    numbered = [p for p in Path(output_dir).iterdir() if checkpoint_step(p) is not None and p.is_dir()]
+    newest_first = sorted(numbered, key=checkpoint_step, reverse=True)
     if newest_first and not any((path / CHECKPOINT_COMPLETE_FILE).is_file() for path in newest_first):
         return _last_unmarked_checkpoint(newest_first)
     for path in newest_first:
