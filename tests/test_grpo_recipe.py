@@ -48,6 +48,19 @@ def test_smoke_run_saves_model_tokenizer_config_and_metrics(smoke_run):
     assert metrics["step"] == 4 and "reward" in metrics
 
 
+def test_resuming_a_finished_run_trains_no_further(smoke_run):
+    from safetensors.torch import load_file
+
+    out, _ = smoke_run
+    before = load_file(out / "model.safetensors")
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2",
+                   "--resume_from_checkpoint", "true"))
+    steps = [e["step"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    assert steps == [1, 2, 3, 4]
+    after = load_file(out / "model.safetensors")
+    assert all((before[name] == after[name]).all() for name in before)
+
+
 def test_resume_continues_from_last_checkpoint(smoke_run):
     out, _ = smoke_run
     result = _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "6", "--save_steps", "2",
