@@ -24,18 +24,19 @@ from rl_math.data import load_prompt_dataset
 from rl_math.expert_iteration import (
     ExpertIterationArguments,
     RoundContext,
+    changed_settings,
     default_filter,
     describe_filter,
     resume_point,
+    round_dir,
     run_round,
     validate_filter,
 )
 from rl_math.generation import resolve_use_vllm
 from rl_math.prompts import default_reward_specs
-from rl_math.training import load_tokenizer, setup_logging
+from rl_math.training import RESOLVED_CONFIG_FILE, load_tokenizer, setup_logging
 
 logger = logging.getLogger("rl_math.expert_iteration")
-RESOLVED_CONFIG_FILE = "rl_math_config.yaml"
 
 
 def check_ei(values: dict, explicit: set[str]) -> None:
@@ -60,19 +61,38 @@ def check_ei(values: dict, explicit: set[str]) -> None:
 def main(argv: list[str] | None = None) -> list[dict]:
     parsed = parse_config(
         [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments], argv,
-        checks=[preflight.apply_cpu_defaults, preflight.warn_pure_bf16_training, check_ei],
+        checks=[
+            preflight.apply_cpu_defaults, preflight.check_training_length, preflight.warn_pure_bf16_training, check_ei
+        ],
     )
     script_args, training_args, model_args, ei_args = parsed.instances
     setup_logging(training_args)
     output_dir = Path(training_args.output_dir)
     base_model = model_args.model_name_or_path
 
+    filter_specs = validate_filter(ei_args.ei_filter or default_filter(script_args.prompt_format))
+    reward_specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+    resolved = to_yaml_dict(script_args, model_args, ei_args, training_args)
+    resolved.update(ei_filter=filter_specs, rewards=reward_specs)
+    saved = output_dir / RESOLVED_CONFIG_FILE
+    changes = changed_settings(yaml.safe_load(saved.read_text()) or {}, resolved) if saved.is_file() else []
+
     next_round, model_path, history = resume_point(output_dir, base_model)
     if history:
         logger.info("rounds 1-%d are finished; resuming at round %d from %s", len(history), next_round, model_path)
     if next_round > ei_args.ei_rounds:
+        if changes:  # nothing would run with them: say so rather than report "finished"
+            raise ConfigError(
+                f"all {ei_args.ei_rounds} rounds in {output_dir} are finished with other settings "
+                f"({'; '.join(changes)}); raise ei_rounds to run more rounds with these, or give another --output_dir"
+            )
         logger.info("all %d rounds are finished in %s (raise ei_rounds to continue)", ei_args.ei_rounds, output_dir)
         return history
+    if changes:
+        logger.warning(
+            "settings changed since the earlier rounds (%s): rounds from %d on use the new ones; each round's "
+            "%s records what it ran with", "; ".join(changes), next_round, RESOLVED_CONFIG_FILE,
+        )
 
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
     questions = load_prompt_dataset(
@@ -83,13 +103,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         eval_set = load_prompt_dataset(
             script_args, script_args.dataset_test_split, tokenizer, script_args.max_eval_samples, training_args.seed
         )
-    filter_specs = validate_filter(ei_args.ei_filter or default_filter(script_args.prompt_format))
-    reward_specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
     logger.info("filter: a sample is kept when %s", describe_filter(filter_specs))
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    resolved = to_yaml_dict(script_args, model_args, ei_args, training_args)
-    resolved.update(ei_filter=filter_specs, rewards=reward_specs)
     (output_dir / RESOLVED_CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=True))
 
     ctx = RoundContext(
@@ -98,6 +114,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         filter_specs=filter_specs, reward_specs=reward_specs, history=history,
     )
     for round_index in range(next_round, ei_args.ei_rounds + 1):
+        round_dir(output_dir, round_index).mkdir(parents=True, exist_ok=True)
+        (round_dir(output_dir, round_index) / RESOLVED_CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=True))
         metrics = run_round(ctx, round_index, model_path)
         if metrics is None:
             logger.info("stopped by a signal during round %d; rerun the command to resume", round_index)

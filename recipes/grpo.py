@@ -5,6 +5,8 @@
     accelerate launch --config_file configs/accelerate/zero3.yaml recipes/grpo.py configs/qwen7b.yaml
 
 Any field can be overridden after the config: `--learning_rate 1e-6 --max_steps 50`.
+Exit status: 0 finished (or checkpointed on a preemption signal), 2 a config error, 3 a health
+alarm with action `stop` ended the run (`stop_reason` in final_metrics.json).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rl_math import preflight
 from rl_math.config import RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
 from rl_math.generation import stop_token_ids
-from rl_math.health import HealthArguments, build_health_callback
+from rl_math.health import HEALTH_STOP_EXIT_CODE, HealthArguments, build_health_callback, health_stop_reason
 from rl_math.in_run_eval import InRunEvalArguments, build_in_run_eval, load_best_model
 from rl_math.preemption import PreemptionCallback
 from rl_math.prompts import default_reward_specs
@@ -28,9 +30,11 @@ from rl_math.training import (
     check_data_parallel,
     end_distributed,
     eos_token_ids,
+    keep_checkpoint_settings,
     load_tokenizer,
     model_init_kwargs,
     resolve_resume,
+    run_training,
     save_run,
     setup_logging,
 )
@@ -44,15 +48,24 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         argv,
         checks=[
             preflight.apply_cpu_defaults,
+            preflight.check_training_length,
+            preflight.check_stale_build_locks,
             preflight.check_grpo_batch,
+            preflight.check_checkpoints_at_generation_boundaries,
             preflight.check_vllm,
             preflight.check_no_reward_weights,
             preflight.warn_pure_bf16_training,
+            preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
+            preflight.init_cpu_process_group,
         ],
     )
     script_args, training_args, model_args, health_args, eval_args = parsed.instances
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
+    keep_checkpoint_settings(training_args, checkpoint)
+    preflight.warn_resume_inside_generation(training_args, checkpoint)
+    # what runs, as the user can give it again: taken before the recipe fills in TRL's own fields
+    resolved = to_yaml_dict(script_args, model_args, health_args, eval_args, training_args)
 
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
@@ -90,18 +103,22 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     for callback in in_run_eval:
         callback.attach(trainer)
     check_data_parallel(trainer)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
     if in_run_eval and eval_args.eval_load_best_at_end:
         load_best_model(trainer)
-    resolved = to_yaml_dict(script_args, model_args, health_args, eval_args, training_args)
     resolved["rewards"] = specs
-    save_run(trainer, tokenizer, resolved, result.metrics)
+    stop_reason = health_stop_reason(trainer)
+    save_run(trainer, tokenizer, resolved, train_metrics, stop_reason)
+    if stop_reason:
+        logger.error("training ended early: %s; exiting with status %d", stop_reason, HEALTH_STOP_EXIT_CODE)
     return trainer
 
 
 if __name__ == "__main__":
     with exit_on_config_error():
-        main(sys.argv[1:])
+        trainer = main(sys.argv[1:])
     end_distributed()
+    if health_stop_reason(trainer):
+        sys.exit(HEALTH_STOP_EXIT_CODE)  # job scripts can tell a stopped run from a finished one

@@ -29,9 +29,11 @@ from rl_math.tiny import resolve_model_path
 from rl_math.training import (
     check_data_parallel,
     end_distributed,
+    keep_checkpoint_settings,
     load_tokenizer,
     model_init_kwargs,
     resolve_resume,
+    run_training,
     save_run,
     setup_logging,
 )
@@ -44,11 +46,21 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     parsed = parse_config(
         [RecipeArguments, SFTConfig, ModelConfig, InRunEvalArguments],
         argv,
-        checks=[preflight.apply_cpu_defaults, preflight.warn_pure_bf16_training],
+        checks=[
+            preflight.apply_cpu_defaults,
+            preflight.check_training_length,
+            preflight.check_stale_build_locks,
+            preflight.warn_pure_bf16_training,
+            preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
+            preflight.init_cpu_process_group,
+        ],
     )
     script_args, training_args, model_args, eval_args = parsed.instances
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
+    keep_checkpoint_settings(training_args, checkpoint)
+    # what runs, as the user can give it again: taken before the recipe fills in TRL's own fields
+    resolved = to_yaml_dict(script_args, model_args, eval_args, training_args)
 
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
@@ -77,15 +89,14 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     check_data_parallel(trainer)
     supervised, _ = supervised_text(trainer.train_dataset[0], tokenizer)
     logger.info("%d training rows; the loss of row 0 covers: %r", len(trainer.train_dataset), supervised[-300:])
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
 
     if in_run_eval and eval_args.eval_load_best_at_end:
         load_best_model(trainer)
     add_stop_tokens(trainer.accelerator.unwrap_model(trainer.model), tokenizer)  # a base model learns <|im_end|>
-    resolved = to_yaml_dict(script_args, model_args, eval_args, training_args)
-    save_run(trainer, tokenizer, resolved, result.metrics)
+    save_run(trainer, tokenizer, resolved, train_metrics)
     if model_args.use_peft:
         if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
             logger.warning("LoRA under ZeRO-3: only the adapter is saved; merge it offline before vLLM/GRPO")

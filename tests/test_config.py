@@ -1,5 +1,6 @@
 """Config loading: positional YAML, --config, overrides, and every error raised before a model loads."""
 
+import dataclasses
 import os
 
 import pytest
@@ -95,8 +96,8 @@ def test_max_prompt_length_points_at_rl_math_replacement(config_file):
 
 
 def test_wrong_type_names_field_and_expected_type(config_file):
-    path = config_file(BASE + "num_generations: many\n")
-    with pytest.raises(ConfigError, match=r"'num_generations'.*expects int.*'many'"):
+    path = config_file(BASE + "seed: many\n")
+    with pytest.raises(ConfigError, match=r"'seed'.*expects int.*'many'"):
         parse_config(TYPES, [path])
 
 
@@ -135,6 +136,12 @@ def test_yaml_that_is_not_a_mapping_is_rejected(config_file):
         parse_config(TYPES, [path])
 
 
+def test_a_key_given_twice_in_the_yaml_is_rejected(config_file):
+    path = config_file(BASE + "learning_rate: 1.0e-6\nlearning_rate: 1.0e-5\n")
+    with pytest.raises(ConfigError, match="sets 'learning_rate' \\(line 6\\) twice"):
+        parse_config(TYPES, [path])
+
+
 def test_two_config_files_are_rejected():
     with pytest.raises(ConfigError, match="several config files"):
         split_config_path(["a.yaml", "--config", "b.yaml"])
@@ -166,11 +173,32 @@ def test_checks_see_merged_values_before_dataclasses_are_built(config_file):
     assert seen["learning_rate"] == 2e-6 and seen["seed"] == 5
 
 
-def test_resolved_config_redacts_tokens(config_file):
+def test_resolved_config_leaves_out_credentials(config_file, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     path = config_file(BASE + "hub_token: secret-value\n")
-    parsed = parse_config(TYPES, [path])
-    resolved = to_yaml_dict(*parsed.instances)
-    assert "secret-value" not in str(resolved)
+    resolved = to_yaml_dict(*parse_config(TYPES, [path]).instances)
+    assert "secret-value" not in str(resolved) and "hub_token" not in resolved
+
+
+def test_resolved_config_keeps_fields_named_after_tokens(config_file):
+    resolved = to_yaml_dict(*parse_config(TYPES, [config_file(BASE + "max_prompt_tokens: 300\n")]).instances)
+    assert resolved["max_prompt_tokens"] == 300
+    assert resolved["average_tokens_across_devices"] is True
+
+
+def test_hub_token_reaches_the_hub_through_the_environment_not_the_trainer_arguments(config_file, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    _, training_args, _ = parse_config(TYPES, [config_file(BASE), "--hub_token", "hf_secret"]).instances
+    assert training_args.hub_token is None  # the Trainer pickles its arguments into training_args.bin
+    assert os.environ["HF_TOKEN"] == "hf_secret"
+
+
+def test_credential_names_are_one_list_for_env_and_saved_config():
+    from rl_math.config import is_credential
+
+    assert all(map(is_credential, ["hub_token", "HF_TOKEN", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "db_password"]))
+    assert not any(map(is_credential, ["max_prompt_tokens", "eos_token", "pad_token", "max_new_tokens",
+                                       "include_num_input_tokens_seen", "average_tokens_across_devices"]))
 
 
 def test_single_value_for_a_list_field_is_a_list_of_one(config_file):
@@ -184,3 +212,38 @@ def test_help_lists_every_field_and_exits_cleanly(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--prompt_format" in out and "--num_generations" in out and "--lora_r" in out
+
+
+def _recipe_config_types():
+    from trl import SFTConfig
+
+    from rl_math.evaluation import EvalArguments
+    from rl_math.expert_iteration import ExpertIterationArguments
+    from rl_math.health import HealthArguments
+
+    return {
+        "smoke.yaml": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments],
+        "sft_smoke.yaml": [RecipeArguments, SFTConfig, ModelConfig],
+        "ei_smoke.yaml": [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments],
+        "eval_smoke.yaml": [RecipeArguments, EvalArguments],
+    }
+
+
+@pytest.mark.parametrize("config", ["smoke.yaml", "sft_smoke.yaml", "ei_smoke.yaml", "eval_smoke.yaml"])
+def test_saved_config_of_every_recipe_reruns_to_the_same_values(config, tmp_path):
+    import yaml
+
+    from recipe_runs import REPO_ROOT
+
+    types = _recipe_config_types()[config]
+    args = [str(REPO_ROOT / "configs" / config), "--output_dir", str(tmp_path / "out")]
+    original = parse_config(types, args)
+    resolved = to_yaml_dict(*original.instances)
+    saved = tmp_path / "rl_math_config.yaml"
+    saved.write_text(yaml.safe_dump(resolved, sort_keys=True))  # as the recipes write it
+    rerun = parse_config(types, [str(saved)])
+    assert to_yaml_dict(*rerun.instances) == resolved
+    for before, after in zip(original.instances, rerun.instances):  # every field as the trainers see it
+        assert {f.name: getattr(after, f.name) for f in dataclasses.fields(after)} == {
+            f.name: getattr(before, f.name) for f in dataclasses.fields(before)
+        }

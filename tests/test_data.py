@@ -27,6 +27,20 @@ def test_bare_short_answer_is_its_own_gold():
     assert gold_answer("  42 ") == "42"
 
 
+def test_gold_answer_the_grader_cannot_read_is_none():
+    assert gold_answer("Paris") is None and gold_answer("#### blue") is None
+
+
+def test_a_split_without_a_readable_gold_answer_is_a_config_error():
+    from datasets import Dataset
+
+    from rl_math.config import ConfigError
+
+    rows = Dataset.from_list([{"question": "Capital of France?", "answer": "Paris"}] * 3)
+    with pytest.raises(ConfigError, match="none of the 3 problems has a gold answer the grader can read"):
+        to_prompts(rows, "system")
+
+
 def test_reasoning_drops_calculator_annotations_and_answer_line():
     assert solution_reasoning("She has 3*4 = <<3*4=12>>12 eggs.\n#### 12") == "She has 3*4 = 12 eggs."
 

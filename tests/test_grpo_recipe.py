@@ -48,6 +48,19 @@ def test_smoke_run_saves_model_tokenizer_config_and_metrics(smoke_run):
     assert metrics["step"] == 4 and "reward" in metrics
 
 
+def test_resuming_a_finished_run_trains_no_further(smoke_run):
+    from safetensors.torch import load_file
+
+    out, _ = smoke_run
+    before = load_file(out / "model.safetensors")
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2",
+                   "--resume_from_checkpoint", "true"))
+    steps = [e["step"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    assert steps == [1, 2, 3, 4]
+    after = load_file(out / "model.safetensors")
+    assert all((before[name] == after[name]).all() for name in before)
+
+
 def test_resume_continues_from_last_checkpoint(smoke_run):
     out, _ = smoke_run
     result = _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "6", "--save_steps", "2",
@@ -133,3 +146,43 @@ def test_config_error_is_one_line_without_traceback(tmp_path):
         "grpo.py: error: unknown config key 'learnin_rate' on the command line; did you mean 'learning_rate'?"
     )
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("recipe", ["grpo", "sft"])
+def test_negative_max_steps_is_a_config_error_in_every_training_recipe(recipe, tmp_path):
+    config = {"grpo": SMOKE, "sft": "configs/sft_smoke.yaml"}[recipe]
+    result = run_recipe(recipe, config, "--output_dir", str(tmp_path), "--max_steps", "-5")
+    assert result.returncode == 2 and "max_steps is -5" in result.stderr
+
+
+def test_a_stop_alarm_exits_with_its_own_status_and_records_why(tmp_path):
+    # correctness alone on a random model: every group scores 0, so reward_trap holds from step 1
+    result = run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path), "--max_steps", "6", "--save_steps", "10",
+                        "--rewards", "[{name: correctness}]", "--health_actions", "{reward_trap: stop}",
+                        "--health_patience", "2")
+    assert result.returncode == 3, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "final_metrics.json").read_text())
+    assert metrics["stop_reason"] == "health alarm reward_trap at step 2" and metrics["step"] == 2
+
+
+def test_resume_on_a_generation_boundary_reproduces_the_uninterrupted_run(tmp_path):
+    from safetensors.torch import load_file
+
+    # two optimizer steps per generation; constant LR so that the first leg's shorter max_steps changes nothing
+    common = ("--steps_per_generation", "2", "--save_steps", "2", "--lr_scheduler_type", "constant")
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "whole"), "--max_steps", "4", *common))
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "split"), "--max_steps", "2", *common))
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "split"), "--max_steps", "4", *common,
+                   "--resume_from_checkpoint", "true"))
+    whole, split = (load_file(tmp_path / run / "model.safetensors") for run in ("whole", "split"))
+    assert all((whole[name] == split[name]).all() for name in whole)
+
+
+def test_the_saved_config_reruns_to_the_same_values(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(first), "--max_steps", "1", "--save_strategy", "no"))
+    _ok(run_recipe("grpo", str(first / "rl_math_config.yaml"), "--output_dir", str(second)))
+    saved = [yaml.safe_load((out / "rl_math_config.yaml").read_text()) for out in (first, second)]
+    assert {k: v for k, v in saved[0].items() if k != "output_dir"} == {
+        k: v for k, v in saved[1].items() if k != "output_dir"
+    }

@@ -149,6 +149,15 @@ def test_ei_resumes_after_the_finished_round(ei_run):
     assert [r["round"] for r in json.loads((out / "rounds.json").read_text())] == [1, 2]
 
 
+@slow
+def test_ei_rerun_of_a_finished_run_with_other_settings_is_refused(ei_run):
+    out, _ = ei_run
+    result = run_recipe("expert_iteration", str(CONFIGS / "ei_smoke.yaml"), "--output_dir", str(out),
+                        "--learning_rate", "5e-4")
+    assert result.returncode == 2 and "are finished with other settings (" in result.stderr
+    assert "learning_rate: 0.001 → 0.0005" in result.stderr
+
+
 # --------------------------------------------------------------------------------------------
 # Evaluation
 

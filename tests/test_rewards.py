@@ -618,7 +618,7 @@ def test_build_rewards_skips_none_context_values():
 
 def test_build_rewards_injects_context_into_custom_rewards_by_signature(custom_module):
     funcs, _ = build_rewards([f"{custom_module}:length_bonus", "boxed_format"], context={"target": 1, "other": 5})
-    assert funcs[0].keywords == {"target": 1}
+    assert funcs[0].func.keywords == {"target": 1}  # the custom reward, bound, inside its CheckedReward
     assert funcs[1] is boxed_format
 
 
@@ -660,3 +660,45 @@ def test_boxed_format_refuses_a_copied_template_placeholder(box):
 
 def test_boxed_format_accepts_a_letter_answer():
     assert boxed_format([r"so \boxed{x}"]) == [1.0]
+
+
+# --------------------------------------------------------------------------------------------
+# A custom reward's failures name it
+
+
+@pytest.mark.parametrize(
+    "reward, message",
+    [
+        ("nan_reward", r"reward 'nan_reward' returned nan for completion 0; return a finite float"),
+        ("string_reward", r"reward 'string_reward' returned '1.0' \(str\) for completion 0"),
+        ("short_reward", r"reward 'short_reward' returned 1 values for 2 completions"),
+        ("none_reward", r"reward 'none_reward' returned NoneType"),
+        ("raising_reward", r"reward 'raising_reward' raised KeyError: 'b'"),
+    ],
+)
+def test_a_failing_custom_reward_is_named_in_the_error(reward, message):
+    func = get_reward(f"fixtures.broken_rewards:{reward}")
+    with pytest.raises(Exception, match=message):
+        func(completions=["a", "b"])
+
+
+def test_a_custom_reward_that_never_returns_times_out_with_its_name():
+    func = get_reward("fixtures.broken_rewards:hanging_reward", timeout=0.2)
+    with pytest.raises(TimeoutError, match=r"reward 'hanging_reward' did not return within 0.2 s"):
+        func(completions=["a"])
+
+
+def test_a_working_custom_reward_passes_through_named_and_picklable():
+    func = get_reward("fixtures.broken_rewards:good_reward")
+    assert func(completions=["a", "b"]) == [0.5, None]
+    assert get_callable_name(func) == "good_reward" and pickle.loads(pickle.dumps(func))(completions=["a"]) == [0.5]
+
+
+def test_a_custom_reward_runs_with_the_callers_grad_mode():
+    import torch
+
+    seen = []
+    func = rewards.CheckedReward(lambda completions, **kw: seen.append(torch.is_grad_enabled()) or [0.0], "probe", 5)
+    with torch.no_grad():
+        func(completions=["a"])
+    assert seen == [False]

@@ -19,6 +19,7 @@ import difflib
 import enum
 import logging
 import os
+import re
 import sys
 import types
 import typing
@@ -33,9 +34,26 @@ logger = logging.getLogger(__name__)
 _YAML_SUFFIXES = (".yaml", ".yml")
 # Keys of the YAML that are not dataclass fields.
 _ENV_KEY = "env"
-# Environment variables that hold credentials must come from the shell, never from a config
-# file that gets committed, copied into output_dir and logged.
-_SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+# Credentials (hub tokens, API keys, passwords) come from the shell, never from a config file that
+# gets committed, and are kept out of every file a run writes. One predicate for config fields and
+# environment variables alike, matched on whole words: `max_prompt_tokens` and `eos_token` are not
+# credentials, `hub_token`, `HF_TOKEN`, `WANDB_API_KEY` and `db_password` are.
+_CREDENTIAL_WORDS = re.compile(r"(^|_)(api_?key|access_key|private_key|password|passwd|secret|credentials?)(_|$)")
+_SPECIAL_TOKEN_FIELDS = {"eos_token", "pad_token", "bos_token", "unk_token", "sep_token", "cls_token", "mask_token"}
+# Credential fields whose library also reads an environment variable: the value moves there.
+_CREDENTIAL_ENV = {"hub_token": "HF_TOKEN"}
+
+
+def is_credential(name: str) -> bool:
+    """Whether a config field or environment variable holds a credential.
+
+    >>> [n for n in ("hub_token", "HF_TOKEN", "WANDB_API_KEY", "max_prompt_tokens", "eos_token") if is_credential(n)]
+    ['hub_token', 'HF_TOKEN', 'WANDB_API_KEY']
+    """
+    lowered = name.lower()
+    if _CREDENTIAL_WORDS.search(lowered):
+        return True
+    return (lowered == "token" or lowered.endswith("_token")) and lowered not in _SPECIAL_TOKEN_FIELDS
 
 
 class ConfigError(ValueError):
@@ -78,6 +96,13 @@ class RecipeArguments:
         metadata={
             "help": "Drop prompts longer than this many tokens (TRL 1.16 never truncates prompts); "
             "the count dropped is logged. null keeps all."
+        },
+    )
+    overwrite_output_dir: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": "Start a new training run in an output_dir that holds an earlier one, deleting its "
+            "checkpoints (without it such a run is refused unless it resumes)."
         },
     )
     rewards: list[dict] | None = dataclasses.field(
@@ -189,13 +214,32 @@ def split_config_path(argv: Sequence[str]) -> tuple[str | None, list[str]]:
     return (paths[0] if paths else None), rest
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise _DuplicateKey(f"{key!r} (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a config file into a mapping, with errors that name the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path} sets {err} twice (YAML would keep only the last); keep one of them") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if data is None:
@@ -446,7 +490,7 @@ def _set_env(env: Any, source: str) -> None:
     if not isinstance(env, dict):
         raise ConfigError(f"'env' in {source} must be a mapping of VARIABLE: value")
     for key, value in env.items():
-        if any(marker in str(key).upper() for marker in _SECRET_MARKERS):
+        if is_credential(str(key)):
             raise ConfigError(
                 f"'env' in {source} sets {key}, which looks like a credential; secrets come from the "
                 f"environment (export {key}=... in your shell or job script), never from a config file"
@@ -515,12 +559,26 @@ def parse_config(
 
     for check in checks:
         check(values, explicit)
+    _move_credentials_to_env(values)
 
     instances = []
     for dtype in dataclass_types:
         keys = {f.name for f in dataclasses.fields(dtype) if f.init}
         instances.append(dtype(**{k: v for k, v in values.items() if k in keys}))
     return ParsedConfig(tuple(instances), config_path, explicit, dict(values))
+
+
+def _move_credentials_to_env(values: dict[str, Any]) -> None:
+    """A credential field (`--hub_token`) goes to the environment variable its library also reads.
+
+    The Trainer pickles its arguments into `training_args.bin` of output_dir and of every
+    checkpoint, so a token left in them would be written to disk in plain text.
+    """
+    for name, variable in _CREDENTIAL_ENV.items():
+        if values.get(name):
+            os.environ[variable] = str(values[name])
+            values[name] = None
+            logger.info("%s is passed to the hub through $%s, so that no file written holds it", name, variable)
 
 
 def _raise_config_error(message: str) -> typing.NoReturn:
@@ -536,16 +594,28 @@ def _flags_given(args: list[str], fields: dict[str, FieldInfo]) -> set[str]:
     return given
 
 
+# Fields a trainer fills in from another one when left unset (GRPOConfig: generation_batch_size =
+# per-device batch × processes × steps_per_generation); the saved config keeps only the source.
+_DERIVED_FIELDS = {"generation_batch_size": "steps_per_generation"}
+
+
 def to_yaml_dict(*instances: Any) -> dict[str, Any]:
     """The resolved configuration as plain YAML-able values, for saving into output_dir."""
     resolved: dict[str, Any] = {}
     for obj in instances:
         data = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        # TrainingArguments.to_dict masks every `*_token` field (eos_token: '<EOS_TOKEN>'): take the
+        # real values, credentials are left out below
+        data.update({key: getattr(obj, key) for key in data if key.endswith("_token") and hasattr(obj, key)})
         for key, value in data.items():
             resolved.setdefault(key, _plain(value))
-    for secret in [k for k in resolved if any(m in k.upper() for m in ("TOKEN", "PASSWORD", "SECRET"))]:
-        resolved[secret] = "<redacted>" if resolved[secret] else resolved[secret]
-    return resolved
+    if resolved.get("overwrite_output_dir"):
+        resolved["overwrite_output_dir"] = False  # rerunning the saved config must not delete the run it describes
+    for derived, source in _DERIVED_FIELDS.items():
+        if resolved.get(derived) is not None and resolved.get(source) is not None:
+            resolved[derived] = None  # the trainer derives it again; both set is an error on re-run
+    # credentials are left out (not redacted) so that the saved config re-runs as it is
+    return {key: value for key, value in resolved.items() if not is_credential(key)}
 
 
 def _plain(value: Any) -> Any:

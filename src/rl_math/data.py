@@ -9,8 +9,9 @@ Sources, chosen by `dataset_name`:
   (options: :class:`rl_math.synthetic.ArithmeticOptions`).
 
 Each row becomes `prompt` (system prompt + question), `answer` (the normalised gold answer) and
-`solution` (the original reasoning text, used by SFT). Rows whose gold answer cannot be parsed are
-dropped with a count logged, so that no reward is ever computed against a missing gold answer.
+`solution` (the original reasoning text, used by SFT). Rows whose gold answer the grader cannot read
+are dropped with a count logged, so that no reward is ever computed against a missing gold answer;
+a split with none left is a ConfigError.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rl_math.config import ConfigError
+from rl_math.grader import gold_is_gradable
 from rl_math.gsm8k import gold_answer_from_solution
 from rl_math.prompts import build_prompt, get_prompt_format
 
@@ -35,17 +38,20 @@ REQUIRED_COLUMNS = ("question", "answer")
 
 
 def gold_answer(answer_text: str) -> str | None:
-    """The gold answer of a row: after `####` in a GSM8K solution, else the short answer itself.
+    """The gold answer of a row: after `####` in a GSM8K solution, else the short answer itself;
+    None when there is none or the grader cannot read it.
 
-    >>> gold_answer("6 * 3 = 18\\n#### 18"), gold_answer(" 1,080 "), gold_answer("")
-    ('18', '1080', None)
+    >>> gold_answer("6 * 3 = 18\\n#### 18"), gold_answer(" 1,080 "), gold_answer(""), gold_answer("Paris")
+    ('18', '1080', None, None)
     """
     if not isinstance(answer_text, str):
         return None
     if "####" in answer_text:
-        return gold_answer_from_solution(answer_text)
-    text = answer_text.strip().replace(",", "")
-    return text if text and "\n" not in text else None
+        text = gold_answer_from_solution(answer_text)
+    else:
+        text = answer_text.strip().replace(",", "")
+        text = text if text and "\n" not in text else None
+    return text if text is not None and gold_is_gradable(text) else None
 
 
 def arithmetic_options(dataset_name: str):
@@ -114,6 +120,12 @@ def to_prompts(dataset: "Dataset", system_prompt: str | None) -> "Dataset":
 
     converted = dataset.map(convert, remove_columns=dataset.column_names)
     kept = converted.filter(lambda row: row["answer"] is not None)
+    if len(converted) and not len(kept):
+        raise ConfigError(
+            f"none of the {len(converted)} problems has a gold answer the grader can read (the first is "
+            f"{str(dataset[0]['answer'])[:80]!r}); the answer column must hold a GSM8K solution ending in "
+            "'#### <number>' or the number itself"
+        )
     if dropped := len(converted) - len(kept):
         logger.warning("dropped %d of %d problems whose gold answer could not be parsed", dropped, len(converted))
     return kept

@@ -26,8 +26,10 @@ default, since the chat template would close it with ``<|im_end|>`` and teach st
 atomically). A run picks up after the last finished round (counting 1, 2, … without gaps), from
 the model that round produced (``metrics.json``'s ``model_path``). An unfinished round is redone,
 but reuses its ``samples.jsonl`` when it is complete (generation is the expensive part), and its
-SFT resumes from the newest ``train/checkpoint-*``. Raising ``ei_rounds`` and rerunning continues
-a finished run. A round with no accepted sample trains nothing: its model is the previous one
+SFT resumes from the newest complete ``train/checkpoint-*``. Raising ``ei_rounds`` and rerunning
+continues a finished run; other changed settings (``RERUN_MAY_CHANGE`` aside) are named in a warning
+and apply from the next round on (each round's ``rl_math_config.yaml`` records what it ran with), and
+are an error before anything loads when every round is already finished. A round with no accepted sample trains nothing: its model is the previous one
 (``model/`` is a symlink to it) and the eval is carried over.
 """
 
@@ -300,6 +302,27 @@ def resume_point(output_dir: str | Path, base_model: str) -> tuple[int, str, lis
     return expected, model, history
 
 
+# What a rerun may change in an existing output_dir without a word: the rounds (raise it to
+# continue), where the run lives, and how it is reported.
+RERUN_MAY_CHANGE = frozenset(
+    {"ei_rounds", "output_dir", "logging_dir", "resume_from_checkpoint", "overwrite_output_dir", "report_to",
+     "run_name", "disable_tqdm", "ei_keep_checkpoints"}
+)
+
+
+def changed_settings(saved: Mapping[str, Any], resolved: Mapping[str, Any]) -> list[str]:
+    """`name: old → new` for each setting a rerun changed, besides those it may change freely.
+
+    >>> changed_settings({"learning_rate": 1e-3, "ei_rounds": 1}, {"learning_rate": 5e-4, "ei_rounds": 3})
+    ['learning_rate: 0.001 → 0.0005']
+    """
+    return [
+        f"{name}: {saved[name]!r} → {value!r}"
+        for name, value in resolved.items()
+        if name in saved and name not in RERUN_MAY_CHANGE and saved[name] != value and saved[name] != "<redacted>"
+    ]
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -403,7 +426,14 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     from rl_math.preemption import PreemptionCallback
     from rl_math.sft_data import drop_overlong, samples_to_sft
     from rl_math.tiny import resolve_model_path
-    from rl_math.training import last_checkpoint, load_tokenizer, model_init_kwargs
+    from rl_math.training import (
+        keep_checkpoint_settings,
+        last_checkpoint,
+        load_tokenizer,
+        logged_mean_loss,
+        model_init_kwargs,
+        run_training,
+    )
 
     args = copy.deepcopy(ctx.training_args)
     args.output_dir = str(rdir / TRAIN_DIR)
@@ -412,22 +442,24 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     model_args.model_name_or_path = start_model
     tokenizer = load_tokenizer(model_args, args.trust_remote_code)
     dataset = drop_overlong(samples_to_sft(rows), tokenizer, args.max_length)
+    checkpoint = last_checkpoint(args.output_dir)
+    if checkpoint:
+        logger.info("resuming this round's SFT from %s", checkpoint)
+        keep_checkpoint_settings(args, checkpoint)
     preemption = PreemptionCallback()
     trainer = SFTTrainer(
         model=resolve_model_path(start_model), args=args, train_dataset=dataset, processing_class=tokenizer,
         peft_config=get_peft_config(ctx.model_args), callbacks=[preemption],
     )
-    checkpoint = last_checkpoint(args.output_dir)
-    if checkpoint:
-        logger.info("resuming this round's SFT from %s", checkpoint)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    result_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return None
     trainer.save_state()
     model_path = save_for_generation(trainer, tokenizer, str(rdir / MODEL_DIR))
     history = [e for e in trainer.state.log_history if "loss" in e]
     train_metrics = {
-        "train_loss": result.metrics.get("train_loss"),
+        # after a resume the Trainer's train_loss covers only the steps since; the logged losses cover all
+        "train_loss": logged_mean_loss(trainer.state.log_history) if checkpoint else result_metrics.get("train_loss"),
         "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,
         "steps": trainer.state.global_step,

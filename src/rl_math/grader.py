@@ -722,6 +722,15 @@ def normalize_gold(gold: object) -> str | None:
     return gold or None
 
 
+def gold_is_gradable(gold: object) -> bool:
+    """Whether `correctness` can read this gold answer (a number, or math that math-verify parses).
+
+    >>> gold_is_gradable("#### 1,080"), gold_is_gradable("Paris")
+    (True, False)
+    """
+    return _gold_value(gold) is not None
+
+
 def _gold_value(gold: object) -> Fraction | str | None:
     """The gold's exact value, the gold text when only math-verify can read it, or None."""
     gold_text = normalize_gold(gold)

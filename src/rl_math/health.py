@@ -31,7 +31,9 @@ An alarm is
   after this one, e.g. the progress bar) and, when ``report_to`` has ``wandb``, in W&B (the
   Trainer's own W&B callback has already sent this step's logs by the time ``on_log`` reaches us);
 * with action ``stop``: ``control.should_save = True`` and ``control.should_training_stop = True``,
-  so the Trainer writes ``checkpoint-N`` right after the log and ends training.
+  so the Trainer writes ``checkpoint-N`` right after the log and ends training; the recipe then
+  saves the model, records the alarm as ``stop_reason`` in ``final_metrics.json`` and exits with
+  status ``HEALTH_STOP_EXIT_CODE`` (3).
 
 An alarm fires once per streak and re-arms when the condition clears. In the YAML::
 
@@ -62,6 +64,9 @@ ACTIONS_PER_CONDITION = ("warn", "stop", "off")
 FORMAT_REWARDS = ("boxed_format", "think_format")
 CORRECTNESS_REWARD = "correctness"
 METRIC_PREFIX = "health/"
+# The exit status of a run a `stop` alarm ended (0 is a finished run, 2 a config error), so that
+# job scripts can tell it from both; final_metrics.json says which alarm in `stop_reason`.
+HEALTH_STOP_EXIT_CODE = 3
 
 # The scalar metrics the monitor reads; `rewards/<name>/mean` for every reward is added to these.
 WATCHED_METRICS = (
@@ -589,6 +594,15 @@ def _forward_to_wandb(metrics: dict[str, float], args: TrainingArguments, state:
         return
     # WandbCallback names train metrics "train/<key>" against the step metric "train/global_step"
     wandb.log({**{f"train/{k}": v for k, v in metrics.items()}, "train/global_step": state.global_step})
+
+
+def health_stop_reason(trainer) -> str | None:
+    """Why a `stop` alarm ended training, e.g. 'health alarm reward_trap at step 30'; None if none did."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, HealthCallback) and callback.stopped:
+            stops = [alarm for alarm in callback.alarms if alarm.action == "stop"]
+            return f"health alarm {', '.join(a.condition for a in stops)} at step {stops[0].step}"
+    return None
 
 
 def build_health_callback(health_args: HealthArguments, reward_funcs: list) -> list[TrainerCallback]:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
+import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from rl_math.config import ConfigError
@@ -102,6 +106,103 @@ def check_grpo_batch(values: dict[str, Any], explicit: set[str], world_size: int
         raise ConfigError(f"batch sizes for {world_size} process(es): " + "; ".join(problems))
 
 
+def check_training_length(values: dict[str, Any], explicit: set[str]) -> None:
+    """Step counts the Trainer would take silently: a negative max_steps means "epochs", 0 trains a step."""
+    max_steps = values["max_steps"]
+    if max_steps == 0 or max_steps < -1:
+        raise ConfigError(
+            f"max_steps is {max_steps}; give a positive number of optimizer steps, or -1 to train for "
+            "num_train_epochs epochs"
+        )
+    if max_steps == -1 and values["num_train_epochs"] <= 0:
+        raise ConfigError(
+            f"num_train_epochs is {values['num_train_epochs']} and max_steps is -1, so nothing would be trained; "
+            "set num_train_epochs above 0 or a positive max_steps"
+        )
+    if values.get("save_strategy") == "steps" and values["save_steps"] <= 0:
+        raise ConfigError(
+            f"save_steps is {values['save_steps']}, so no checkpoint would ever be written; give a positive "
+            "number of steps (a float below 1 is a fraction of the run), or save_strategy: 'no'"
+        )
+
+
+def check_output_dir(values: dict[str, Any], explicit: set[str]) -> None:
+    """A new run never mixes its checkpoints with an earlier run's in the same output_dir.
+
+    A later `--resume_from_checkpoint true` would pick whichever checkpoint is newest, from either
+    run. So: resume it, replace it (`overwrite_output_dir`: its checkpoints are deleted), or refuse.
+    """
+    import shutil
+
+    from rl_math.training import previous_run_files, resume_requested
+
+    output_dir = values["output_dir"]
+    found = previous_run_files(output_dir)
+    if not found or resume_requested(values.get("resume_from_checkpoint")):
+        return
+    if not values.get("overwrite_output_dir"):
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise ConfigError(
+            f"output_dir {output_dir} already holds a run ({shown}); pass --resume_from_checkpoint true to "
+            "continue it, --overwrite_output_dir true to replace it, or another --output_dir"
+        )
+    for name in found:
+        path = Path(output_dir) / name
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    logger.warning("overwrite_output_dir: deleted the earlier run's %s in %s", ", ".join(found), output_dir)
+
+
+def on_generation_boundary(step: int, gradient_accumulation_steps: int, generate_every: int) -> bool:
+    """Whether optimizer step `step` ends where GRPOTrainer starts a new generation (every
+    `generate_every` = steps_per_generation × num_iterations micro-batches)."""
+    return (step * gradient_accumulation_steps) % generate_every == 0
+
+
+def warn_resume_inside_generation(training_args, checkpoint: str | None) -> None:
+    """A checkpoint written inside a generation (a preemption or a health stop) resumes, but not exactly."""
+    from rl_math.training import checkpoint_step
+
+    step = checkpoint_step(checkpoint)
+    generate_every = training_args.steps_per_generation * training_args.num_iterations
+    if step is not None and not on_generation_boundary(step, training_args.gradient_accumulation_steps, generate_every):
+        logger.warning(
+            "%s was written inside a generation (a new one starts every %d micro-batches); the resumed run "
+            "generates anew there, so it will not reproduce the uninterrupted run exactly", checkpoint, generate_every,
+        )
+
+
+def check_checkpoints_at_generation_boundaries(
+    values: dict[str, Any], explicit: set[str], world_size: int | None = None
+) -> None:
+    """GRPO with buffered generations must checkpoint where a new generation starts.
+
+    GRPOTrainer generates once per steps_per_generation × num_iterations micro-batches and trains on
+    the buffer; the buffer is not in a checkpoint, so a resume from a step inside it generates anew
+    and drifts from the uninterrupted run. Checkpoints on generation boundaries resume exactly.
+    """
+    if values.get("save_strategy") != "steps":
+        return
+    world_size = world_size or world_size_from_env()
+    accumulation = values["gradient_accumulation_steps"]
+    steps_per_generation = values.get("steps_per_generation")
+    if steps_per_generation is None and values.get("generation_batch_size"):
+        steps_per_generation = values["generation_batch_size"] // (values["per_device_train_batch_size"] * world_size)
+    generate_every = (steps_per_generation or accumulation) * values.get("num_iterations", 1)  # micro-batches
+    save_steps = values["save_steps"]
+    if save_steps < 1:
+        if values["max_steps"] <= 0:
+            return  # a fraction of a length known only once the data is loaded
+        save_steps = math.ceil(values["max_steps"] * save_steps)
+    if not on_generation_boundary(save_steps, accumulation, generate_every):
+        every = generate_every // math.gcd(generate_every, accumulation)
+        raise ConfigError(
+            f"save_steps {values['save_steps']} puts checkpoints inside a generation (one is trained on for "
+            f"steps_per_generation × num_iterations = {generate_every} micro-batches, gradient_accumulation_steps "
+            f"{accumulation} per step), and a resume from one would not reproduce the run; use a save_steps that "
+            f"is a multiple of {every}"
+        )
+
+
 VLLM_MISSING = (
     "use_vllm is true but vLLM is not installed; install the extra with `pip install -e .[vllm]` "
     "(CUDA machines only), or set use_vllm: false to generate with transformers"
@@ -147,6 +248,51 @@ def apply_cpu_defaults(values: dict[str, Any], explicit: set[str]) -> None:
             values["use_cpu"] = True
 
 
+def init_cpu_process_group(values: dict[str, Any], explicit: set[str]) -> None:
+    """Form the CPU data-parallel group with `ddp_timeout`, which transformers 5.23 passes on every
+    backend but `use_cpu` (where a frozen rank then blocks the others for torch's default 30 min).
+
+    accelerate and the Trainer reuse a process group that already exists.
+    """
+    import torch.distributed as dist
+
+    if not values.get("use_cpu") or world_size_from_env() <= 1 or not dist.is_available() or dist.is_initialized():
+        return
+    if not all(name in os.environ for name in ("RANK", "MASTER_ADDR", "MASTER_PORT")):
+        return  # not a torchrun-style launch: leave it to accelerate
+    dist.init_process_group(backend=values.get("ddp_backend") or "gloo", timeout=timedelta(seconds=values["ddp_timeout"]))
+
+
+# A torch JIT build (DeepSpeed's ops on CPU) holds this file while it compiles; one left behind by a
+# killed build makes every later build of that op wait for it forever, silently. A younger one may
+# be another job's build in progress (a first build takes ~30 s on 2 cores): only a warning.
+_BUILD_LOCK = "lock"
+_FRESH_LOCK_S = 300
+
+
+def extensions_dir() -> Path:
+    from torch.utils.cpp_extension import get_default_build_root
+
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+
+
+def check_stale_build_locks(values: dict[str, Any], explicit: set[str]) -> None:
+    """Under DeepSpeed, refuse to launch into a JIT op build lock that nobody will ever release."""
+    if not _deepspeed_launch():
+        return
+    root = extensions_dir()
+    locks = [*root.glob(f"*/{_BUILD_LOCK}"), *root.glob(f"*/*/{_BUILD_LOCK}")]
+    stale = [lock for lock in locks if time.time() - lock.stat().st_mtime > _FRESH_LOCK_S]
+    for lock in set(locks) - set(stale):
+        logger.warning("a torch extension is being built (%s); if this launch hangs, delete that file", lock)
+    if stale:
+        paths = " ".join(str(lock) for lock in stale)
+        raise ConfigError(
+            f"stale torch extension build lock(s) {paths}, left by a build that was killed, would make this "
+            f"DeepSpeed launch wait forever; delete them (rm {paths}) and launch again"
+        )
+
+
 def check_reward_columns(reward_funcs: list, column_names: list[str]) -> None:
     """Every dataset column a reward reads must exist (TRL would fail mid-step with a TypeError)."""
     from rl_math.rewards import required_columns
@@ -162,7 +308,7 @@ def check_reward_columns(reward_funcs: list, column_names: list[str]) -> None:
 
 def check_no_reward_weights(values: dict[str, Any], explicit: set[str]) -> None:
     """Weights live beside each reward in `rewards:`; TRL's own list would silently be replaced."""
-    if "reward_weights" in explicit:
+    if values.get("reward_weights") is not None:  # a saved config's `reward_weights: null` is fine
         raise ConfigError(
             "reward_weights is set, but rl-math takes each reward's weight from the rewards list; "
             "write e.g. rewards: [{name: correctness, weight: 1.0}, {name: boxed_format, weight: 0.2}] "

@@ -59,6 +59,9 @@ TRL_ARGUMENTS = frozenset(
     {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
 )
 SPEC_KEYS = ("name", "weight")
+# A custom reward's calls are bounded: `{name: my_pkg.mod:fn, timeout: 60}` (seconds per batch).
+TIMEOUT_KEY = "timeout"
+DEFAULT_CUSTOM_REWARD_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -541,16 +544,111 @@ def get_reward(name: str, **params) -> RewardFunc:
     ('repetition_penalty', [-0.5])
     """
     resolved = _resolve(name)
+    custom = name.strip() not in REWARDS
+    timeout = params.pop(TIMEOUT_KEY, DEFAULT_CUSTOM_REWARD_TIMEOUT_S) if custom else DEFAULT_CUSTOM_REWARD_TIMEOUT_S
+    if not _is_number(timeout) or timeout <= 0:
+        raise ValueError(f"reward {name!r}: {TIMEOUT_KEY} must be a positive number of seconds, got {timeout!r}")
     _check_parameter_names(name, resolved, params)
     if resolved.check_params is not None:
         resolved.check_params(params)
-    if not params:
-        return resolved.func
-    bound = functools.partial(resolved.func, **params)
-    bound.__name__ = bound.__qualname__ = resolved.display_name
-    bound.__doc__ = getattr(resolved.func, "__doc__", None)
-    bound.__module__ = getattr(resolved.func, "__module__", __name__)
-    return bound
+    func = resolved.func
+    if params:
+        func = functools.partial(resolved.func, **params)
+        func.__name__ = func.__qualname__ = resolved.display_name
+        func.__doc__ = getattr(resolved.func, "__doc__", None)
+        func.__module__ = getattr(resolved.func, "__module__", __name__)
+    if not custom:
+        return func
+    from trl.trainer.utils import is_async_callable
+
+    if is_async_callable(resolved.func):
+        return func  # TRL awaits async rewards itself
+    return CheckedReward(func, resolved.display_name, float(timeout))
+
+
+def _thread_state() -> Callable[[], None]:
+    """What a worker thread must share with the caller for torch code to behave alike: grad mode and
+    the current CUDA device are per thread (a reward model on rank 3 would otherwise run on cuda:0)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return lambda: None
+    grad_enabled = torch.is_grad_enabled()
+    device = torch.cuda.current_device() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+
+    def inherit() -> None:
+        torch.set_grad_enabled(grad_enabled)
+        if device is not None:
+            torch.cuda.set_device(device)
+
+    return inherit
+
+
+class CheckedReward:
+    """A custom reward, called as TRL calls it, whose every failure is an error that names it.
+
+    Built-in rewards never raise or hang; code from an import path may: it is run with a time limit
+    per batch (a hung reward would otherwise hang every rank forever) and its result is checked,
+    one float or None per completion, finite (a NaN would silently zero the advantage and the loss).
+    """
+
+    def __init__(self, func: RewardFunc, name: str, timeout_s: float) -> None:
+        self.func = func
+        self.__name__ = self.__qualname__ = name
+        self.__doc__ = getattr(func, "__doc__", None)
+        self.timeout_s = timeout_s
+
+    def __call__(self, *args, **kwargs) -> list:
+        import threading
+
+        outcome: dict[str, object] = {}
+        inherit = _thread_state()
+
+        def call() -> None:
+            try:
+                inherit()
+                outcome["result"] = self.func(*args, **kwargs)
+            except BaseException as error:  # noqa: BLE001 - re-raised below, named after the reward
+                outcome["error"] = error
+
+        # a daemon thread: a reward that never returns cannot keep the process alive after the error
+        worker = threading.Thread(target=call, name=f"reward {self.__name__}", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        if worker.is_alive():
+            raise TimeoutError(
+                f"reward {self.__name__!r} did not return within {self.timeout_s:g} s for a batch; fix it, or "
+                f"raise its limit with {{name: ..., {TIMEOUT_KEY}: SECONDS}} in rewards"
+            )
+        if "error" in outcome:
+            error = outcome["error"]
+            raise RuntimeError(f"reward {self.__name__!r} raised {type(error).__name__}: {error}") from error  # type: ignore[misc]
+        return self._checked(outcome["result"], len(_as_list(kwargs.get("completions", args[0] if args else []))))
+
+    def _checked(self, result: object, expected: int) -> list:
+        if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):
+            raise TypeError(
+                f"reward {self.__name__!r} returned {type(result).__name__} {str(result)[:80]!r}; a reward returns "
+                "a list with one float (or None) per completion"
+            )
+        values = list(result)
+        if len(values) != expected:
+            raise ValueError(f"reward {self.__name__!r} returned {len(values)} values for {expected} completions")
+        for index, value in enumerate(values):
+            if value is None:
+                continue
+            if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):  # numpy/torch scalars too
+                raise TypeError(
+                    f"reward {self.__name__!r} returned {value!r} ({type(value).__name__}) for completion {index}; "
+                    "a reward returns a float, or None where it does not apply"
+                )
+            if not math.isfinite(float(value)):
+                raise ValueError(
+                    f"reward {self.__name__!r} returned {value} for completion {index}; return a finite float, "
+                    "or None for a completion it cannot score"
+                )
+        return values
 
 
 def required_columns(reward_func: Callable) -> set[str]:
@@ -564,7 +662,7 @@ def required_columns(reward_func: Callable) -> set[str]:
     ({'answer'}, set())
     """
     bound: set[str] = set()
-    func = reward_func
+    func = reward_func.func if isinstance(reward_func, CheckedReward) else reward_func
     while isinstance(func, functools.partial):
         bound.update(func.keywords)
         func = func.func

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from transformers import TrainerCallback
 
 from rl_math.tiny import resolve_model_path
 
@@ -17,6 +21,10 @@ logger = logging.getLogger(__name__)
 
 RESOLVED_CONFIG_FILE = "rl_math_config.yaml"
 FINAL_METRICS_FILE = "final_metrics.json"
+# Written into checkpoint-N last, with every file's size: a checkpoint without it (or with a file
+# of another size) was cut short by a kill or a full disk and is never resumed from.
+CHECKPOINT_COMPLETE_FILE = "rl_math_checkpoint_complete.json"
+_CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 
 
 def setup_logging(training_args) -> None:
@@ -72,10 +80,153 @@ def eos_token_ids(tokenizer, model_path: str) -> list[int]:
     return sorted(ids)
 
 
-def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def checkpoint_step(checkpoint: str | os.PathLike | None) -> int | None:
+    """N of a `checkpoint-N` folder, else None.
 
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    >>> checkpoint_step("out/checkpoint-20"), checkpoint_step("out/model")
+    (20, None)
+    """
+    match = _CHECKPOINT_DIR.match(Path(checkpoint).name) if checkpoint else None
+    return int(match.group(1)) if match else None
+
+
+def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (None when it is complete)."""
+    path = Path(checkpoint)
+    marker = path / CHECKPOINT_COMPLETE_FILE
+    if not marker.is_file():
+        return f"it has no {CHECKPOINT_COMPLETE_FILE} (the run was stopped while saving it)"
+    try:
+        sizes = json.loads(marker.read_text())["file_sizes"]
+    except (ValueError, KeyError, TypeError):
+        return f"its {CHECKPOINT_COMPLETE_FILE} is unreadable"
+    for name, size in sizes.items():
+        actual = (path / name).stat().st_size if (path / name).is_file() else None
+        if actual != size:
+            return f"{name} is {'missing' if actual is None else f'{actual} bytes, not {size}'}"
+    return None
+
+
+def mark_checkpoint_complete(checkpoint: str | os.PathLike) -> None:
+    """Record every file of a fully written checkpoint with its size (atomically, last)."""
+    path = Path(checkpoint)
+    sizes = {
+        str(file.relative_to(path)): file.stat().st_size
+        for file in sorted(path.rglob("*"))
+        if file.is_file() and file.name != CHECKPOINT_COMPLETE_FILE
+    }
+    tmp = path / f".{CHECKPOINT_COMPLETE_FILE}.tmp"
+    tmp.write_text(json.dumps({"file_sizes": sizes}, indent=1))
+    os.replace(tmp, path / CHECKPOINT_COMPLETE_FILE)
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest complete checkpoint-N in output_dir; newer incomplete ones are skipped with a warning."""
+    if not os.path.isdir(output_dir):
+        return None
+    numbered = [p for p in Path(output_dir).iterdir() if checkpoint_step(p) is not None and p.is_dir()]
+    newest_first = sorted(numbered, key=checkpoint_step, reverse=True)
+    if newest_first and not any((path / CHECKPOINT_COMPLETE_FILE).is_file() for path in newest_first):
+        return _last_unmarked_checkpoint(newest_first)
+    for path in newest_first:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        logger.warning("%s is incomplete and is skipped: %s", path, problem)
+    return None
+
+
+def _last_unmarked_checkpoint(newest_first: list[Path]) -> str | None:
+    """Checkpoints written before rl-math marked them: the Trainer writes trainer_state.json last."""
+    for path in newest_first:
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            logger.warning("%s has no readable trainer_state.json (stopped while saving?) and is skipped", path)
+            continue
+        logger.warning("%s was written without a completion marker (an older rl-math); resuming from it", path)
+        return str(path)
+    return None
+
+
+class CheckpointCompleteMarker(TrainerCallback):
+    """Marks each checkpoint complete once the Trainer has written all of it (`on_save` comes after)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if args.should_save and path.is_dir():
+            mark_checkpoint_complete(path)
+
+
+class _AlreadyAtMaxSteps(Exception):
+    pass
+
+
+class _StopAtMaxSteps(TrainerCallback):
+    """Resuming a checkpoint at max_steps would train one more step (the Trainer only checks after a step)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            raise _AlreadyAtMaxSteps()
+
+
+def run_training(trainer, checkpoint: str | None) -> dict[str, Any]:
+    """`trainer.train(resume_from_checkpoint=checkpoint)`; returns the train metrics.
+
+    Checkpoints are marked complete as they are written; a checkpoint already at max_steps (a
+    finished run resubmitted, a kill during the final save) trains nothing and its weights are
+    the final model; a full disk says so instead of a bare write error.
+    """
+    trainer.add_callback(CheckpointCompleteMarker())
+    trainer.callback_handler.callbacks.insert(0, _StopAtMaxSteps())  # before any callback starts the run
+    try:
+        return trainer.train(resume_from_checkpoint=checkpoint).metrics
+    except _AlreadyAtMaxSteps:
+        logger.info(
+            "%s is already at max_steps %d: nothing left to train, its weights are the final model",
+            checkpoint, trainer.state.max_steps,
+        )
+        return {}
+    except (OSError, RuntimeError) as err:
+        if _disk_full(err, trainer.args.output_dir):
+            raise DiskFullError(trainer.args.output_dir, err) from err
+        raise
+
+
+class DiskFullError(OSError):
+    def __init__(self, output_dir: str, cause: BaseException) -> None:
+        free = shutil.disk_usage(output_dir).free if os.path.isdir(output_dir) else 0
+        super().__init__(
+            errno.ENOSPC,
+            f"the disk of {output_dir} is full ({free / 2**20:.0f} MiB free) and a write failed ({cause}); free "
+            "space (or lower save_total_limit) and rerun with --resume_from_checkpoint true, which resumes "
+            "from the last complete checkpoint",
+        )
+
+
+def _disk_full(err: BaseException, output_dir: str) -> bool:
+    """ENOSPC anywhere in the chain, or a failed write (torch.save hides the errno) with almost no space left."""
+    chain = err
+    while chain is not None:
+        if getattr(chain, "errno", None) == errno.ENOSPC or "No space left" in str(chain):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    write_failed = "write" in str(err).lower()
+    return write_failed and os.path.isdir(output_dir) and shutil.disk_usage(output_dir).free < 2**30
+
+
+def resume_requested(value: object) -> bool:
+    """Whether a `resume_from_checkpoint` value asks to resume (true, or a path) rather than start fresh."""
+    return value is not None and str(value).lower() not in ("false", "no", "0", "")
+
+
+def previous_run_files(output_dir: str | os.PathLike) -> list[str]:
+    """What in output_dir belongs to an earlier run: checkpoint folders, its trainer state and config."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = sorted(p.name for p in root.iterdir() if _CHECKPOINT_DIR.match(p.name))
+    return found + [name for name in ("trainer_state.json", RESOLVED_CONFIG_FILE) if (root / name).is_file()]
 
 
 def resolve_resume(training_args) -> str | bool | None:
@@ -84,7 +235,7 @@ def resolve_resume(training_args) -> str | bool | None:
     A path is used as given (and must exist). Anything else falsy means a fresh start.
     """
     value = training_args.resume_from_checkpoint
-    if value is None or str(value).lower() in ("false", "no", "0", ""):
+    if not resume_requested(value):
         return None
     if str(value).lower() in ("true", "yes", "1", "auto", "last"):
         checkpoint = last_checkpoint(training_args.output_dir)
@@ -95,11 +246,50 @@ def resolve_resume(training_args) -> str | bool | None:
         return checkpoint
     if not os.path.isdir(value):
         raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a checkpoint folder")
+    if (problem := checkpoint_problem(value)) is not None:
+        logger.warning("resume_from_checkpoint: %s may be incomplete (%s); resuming from it as asked", value, problem)
     return value
 
 
-def save_run(trainer, tokenizer, resolved_config: dict[str, Any], train_metrics: dict[str, Any]) -> None:
-    """Model, tokenizer, the resolved config and the final metrics into output_dir (main process writes)."""
+# What a resume restores from the checkpoint whatever the config says: the optimizer's param groups
+# (learning rate, betas, eps, weight decay), the scheduler, the RNG and the data position.
+RESUME_FIXED_FIELDS = (
+    "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "weight_decay", "adam_beta1",
+    "adam_beta2", "adam_epsilon", "optim", "seed", "data_seed", "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+)
+
+
+def keep_checkpoint_settings(training_args, checkpoint: str | None) -> None:
+    """On resume, warn about each field changed since the checkpoint that a resume cannot change, and set
+    it back to the checkpoint's value, so that the saved config records what ran."""
+    saved = Path(checkpoint or "") / "training_args.bin"
+    if not checkpoint or not saved.is_file():
+        return
+    import torch
+
+    try:
+        before = torch.load(saved, weights_only=False)  # written by the Trainer of this run
+    except Exception as err:  # noqa: BLE001 - an unreadable file only costs the warning
+        logger.warning("cannot read %s (%s); not checking which settings changed since the checkpoint", saved, err)
+        return
+    for name in RESUME_FIXED_FIELDS:
+        old, new = getattr(before, name, None), getattr(training_args, name, None)
+        if hasattr(before, name) and old != new:
+            logger.warning(
+                "resuming from %s: %s %r was given but the checkpoint's %r is what runs (a resume restores the "
+                "optimizer, scheduler and data order); start a new run to change it", checkpoint, name, new, old,
+            )
+            setattr(training_args, name, old)
+
+
+def save_run(
+    trainer, tokenizer, resolved_config: dict[str, Any], train_metrics: dict[str, Any], stop_reason: str | None = None
+) -> None:
+    """Model, tokenizer, the resolved config and the final metrics into output_dir (main process writes).
+
+    `stop_reason` (a run that ended before max_steps, and why) goes into final_metrics.json.
+    """
     output_dir = Path(trainer.args.output_dir)
     trainer.save_model(str(output_dir))
     if trainer.accelerator.is_main_process:
@@ -107,7 +297,8 @@ def save_run(trainer, tokenizer, resolved_config: dict[str, Any], train_metrics:
         (output_dir / RESOLVED_CONFIG_FILE).write_text(yaml.safe_dump(resolved_config, sort_keys=True))
         trainer.save_metrics("train", train_metrics)
         trainer.save_state()
-        (output_dir / FINAL_METRICS_FILE).write_text(json.dumps(final_log_metrics(trainer), indent=2, sort_keys=True))
+        final = final_log_metrics(trainer) | ({"stop_reason": stop_reason} if stop_reason else {})
+        (output_dir / FINAL_METRICS_FILE).write_text(json.dumps(final, indent=2, sort_keys=True))
     logger.info("saved model, tokenizer, %s and %s to %s", RESOLVED_CONFIG_FILE, FINAL_METRICS_FILE, output_dir)
 
 
@@ -117,6 +308,22 @@ def final_log_metrics(trainer) -> dict[str, Any]:
     for entry in trainer.state.log_history:
         latest.update(entry)
     return latest
+
+
+def logged_mean_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """The mean training loss over every logged step, each log weighted by the steps it covers.
+
+    >>> logged_mean_loss([{"loss": 2.0, "step": 2}, {"loss": 1.0, "step": 3}, {"train_loss": 9.0, "step": 3}])
+    1.6666666666666667
+    """
+    total = steps = 0.0
+    previous = 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            total += entry["loss"] * (entry["step"] - previous)
+            steps += entry["step"] - previous
+            previous = entry["step"]
+    return total / steps if steps else None
 
 
 def end_distributed() -> None:
