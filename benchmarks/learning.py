@@ -31,6 +31,7 @@ import concurrent.futures
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -96,8 +97,9 @@ def argv_for(stage: str, fields: dict[str, Any]) -> list[str]:
     return argv
 
 
-def negated_rewards(grpo_config: Path) -> list[dict]:
-    specs = yaml.safe_load(grpo_config.read_text())["rewards"]
+def negated_rewards(settings: dict[str, dict[str, Any]]) -> list[dict]:
+    """The GRPO stage's reward list (its config's, or --set grpo.rewards) with correctness's weight negated."""
+    specs = overrides_for("grpo", settings).get("rewards") or yaml.safe_load(stage_config("grpo").read_text())["rewards"]
     return [dict(s, weight=-s.get("weight", 1.0)) if s["name"] == "correctness" else s for s in specs]
 
 
@@ -161,7 +163,7 @@ def run_seed(seed: int, out: Path, settings: dict[str, dict[str, Any]], stages: 
         timed("grpo", "grpo", {**common, "output_dir": out / "grpo"})
         models["grpo"] = str(out / "grpo")
     if "negated" in stages:
-        fields = {**common, "output_dir": out / "negated", "rewards": negated_rewards(stage_config("grpo"))}
+        fields = {**common, "output_dir": out / "negated", "rewards": negated_rewards(settings)}
         timed("negated", "grpo", fields)
         models["negated"] = str(out / "negated")
     if "shuffled" in stages:
@@ -308,6 +310,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def one_seed(seed: int) -> dict[str, Any]:
         out = args.out / f"seed_{seed}"
+        shutil.rmtree(out, ignore_errors=True)  # the recipes refuse an output_dir that holds another run
         out.mkdir(parents=True, exist_ok=True)
         log = out / "log.txt"
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(seed), "--out", str(out),
