@@ -60,7 +60,7 @@ def check_ei(values: dict, explicit: set[str]) -> None:
 def main(argv: list[str] | None = None) -> list[dict]:
     parsed = parse_config(
         [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments], argv,
-        checks=[preflight.apply_cpu_defaults, preflight.warn_pure_bf16_training, check_ei],
+        checks=[preflight.apply_cpu_defaults, preflight.warn_pure_bf16_training, check_ei, *preflight.INPUT_CHECKS],
     )
     script_args, training_args, model_args, ei_args = parsed.instances
     setup_logging(training_args)

@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.check_vllm,
             preflight.check_no_reward_weights,
             preflight.warn_pure_bf16_training,
+            preflight.check_grpo_sampling,
+            *preflight.INPUT_CHECKS,
         ],
     )
     script_args, training_args, model_args, health_args = parsed.instances

@@ -64,6 +64,7 @@ __all__ = [
     "completion_text",
     "final_answers",
     "grade",
+    "gold_is_gradable",
     "normalize_gold",
     "parse_number",
 ]
@@ -744,6 +745,15 @@ def _gold_value(gold: object) -> Fraction | str | None:
     if gold_text is None or len(gold_text) > MAX_ANSWER_CHARS:
         return None
     return _gold_text_value(gold_text)
+
+
+def gold_is_gradable(gold: object) -> bool:
+    """Whether the grader can read this gold answer (if not, every completion scores 0 against it).
+
+    >>> gold_is_gradable("#### 18"), gold_is_gradable(r"\\frac{1}{2}"), gold_is_gradable("two")
+    (True, True, False)
+    """
+    return _gold_value(gold) is not None
 
 
 @lru_cache(maxsize=16384)

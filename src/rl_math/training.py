@@ -16,6 +16,9 @@ from rl_math.tiny import resolve_model_path
 logger = logging.getLogger(__name__)
 
 RESOLVED_CONFIG_FILE = "rl_math_config.yaml"
+# resume_from_checkpoint values that are not paths: start fresh, or resume from the last checkpoint.
+RESUME_FRESH_WORDS = ("false", "no", "0", "")
+RESUME_LAST_WORDS = ("true", "yes", "1", "auto", "last")
 FINAL_METRICS_FILE = "final_metrics.json"
 
 
@@ -84,9 +87,9 @@ def resolve_resume(training_args) -> str | bool | None:
     A path is used as given (and must exist). Anything else falsy means a fresh start.
     """
     value = training_args.resume_from_checkpoint
-    if value is None or str(value).lower() in ("false", "no", "0", ""):
+    if value is None or str(value).lower() in RESUME_FRESH_WORDS:
         return None
-    if str(value).lower() in ("true", "yes", "1", "auto", "last"):
+    if str(value).lower() in RESUME_LAST_WORDS:
         checkpoint = last_checkpoint(training_args.output_dir)
         if checkpoint is None:
             logger.info("resume_from_checkpoint: no checkpoint in %s yet, starting fresh", training_args.output_dir)
