@@ -129,7 +129,7 @@ def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None)
 
 def load_problems(dataset_name: str, split: str, dataset_config: str | None = None) -> "Dataset":
     """Load one split with `question` and `answer` columns, from the hub, a local file or the generator."""
-    from datasets import Dataset, load_dataset
+    from datasets import Dataset, Value
 
     if dataset_name == SYNTHETIC_DATASET:
         from rl_math.synthetic import synthetic_split
@@ -148,6 +148,9 @@ def load_problems(dataset_name: str, split: str, dataset_config: str | None = No
         )
     if len(dataset) == 0:
         raise ConfigError(f"{where} has no rows; give a dataset with question/answer rows")
+    answer_type = dataset.features["answer"]
+    if isinstance(answer_type, Value) and answer_type.dtype != "string":  # `{"answer": 18}` is an answer too
+        dataset = dataset.cast_column("answer", Value("string"))
     for index, question in enumerate(dataset["question"]):
         if not isinstance(question, str) or not question.strip():
             raise ConfigError(f"row {index} of {where} has no question ({question!r}); fill it in or remove the row")

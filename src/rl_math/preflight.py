@@ -203,7 +203,7 @@ def check_value_ranges(values: dict[str, Any], explicit: set[str]) -> None:
     for name, meaning in _AT_LEAST_ONE.items():
         value = values.get(name)
         if value is not None and value < 1:
-            raise ConfigError(f"{name} is {value}, but it must be at least 1 ({meaning})")
+            raise ConfigError(f"{name} is {value}; set it to at least 1 ({meaning})")
     if values.get("logging_steps") is not None and values["logging_steps"] <= 0:
         raise ConfigError(
             f"logging_steps is {values['logging_steps']}; log every N >= 1 steps (or give a fraction of the run below 1)"
