@@ -27,6 +27,7 @@ from rl_math.training import (
     end_distributed,
     eos_token_ids,
     load_tokenizer,
+    log_config_to_trackers,
     model_init_kwargs,
     resolve_resume,
     save_run,
@@ -83,11 +84,12 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         callbacks=[preemption, *build_health_callback(health_args, reward_funcs)],
     )
     check_data_parallel(trainer)
+    resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
+    resolved["rewards"] = specs
+    log_config_to_trackers(trainer, resolved)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
-    resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
-    resolved["rewards"] = specs
     save_run(trainer, tokenizer, resolved, result.metrics)
     return trainer
 

@@ -28,6 +28,7 @@ from rl_math.training import (
     check_data_parallel,
     end_distributed,
     load_tokenizer,
+    log_config_to_trackers,
     model_init_kwargs,
     resolve_resume,
     save_run,
@@ -66,12 +67,13 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     check_data_parallel(trainer)
     supervised, _ = supervised_text(trainer.train_dataset[0], tokenizer)
     logger.info("%d training rows; the loss of row 0 covers: %r", len(trainer.train_dataset), supervised[-300:])
+    resolved = to_yaml_dict(script_args, model_args, training_args)
+    log_config_to_trackers(trainer, resolved)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
 
     add_stop_tokens(trainer.accelerator.unwrap_model(trainer.model), tokenizer)  # a base model learns <|im_end|>
-    resolved = to_yaml_dict(script_args, model_args, training_args)
     save_run(trainer, tokenizer, resolved, result.metrics)
     if model_args.use_peft:
         if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:

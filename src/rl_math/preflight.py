@@ -342,6 +342,9 @@ def _wandb_logged_in() -> bool:
         return False
 
 
+DEFAULT_WANDB_PROJECT = "rl-math"
+
+
 def check_trackers(values: dict[str, Any], explicit: set[str]) -> None:
     """report_to and push_to_hub fail only after the model loaded (or at the end of the run): check them now."""
     report_to = values.get("report_to")
@@ -352,6 +355,7 @@ def check_trackers(values: dict[str, Any], explicit: set[str]) -> None:
             "`pip install tensorboard`, or remove tensorboard from report_to"
         )
     if "wandb" in trackers:
+        os.environ.setdefault("WANDB_PROJECT", DEFAULT_WANDB_PROJECT)  # not the integration's "huggingface"
         if importlib.util.find_spec("wandb") is None:
             raise ConfigError("report_to has wandb but wandb is not installed; `pip install wandb`, or remove it from report_to")
         if not _wandb_logged_in():

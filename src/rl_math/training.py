@@ -114,6 +114,31 @@ def save_run(trainer, tokenizer, resolved_config: dict[str, Any], train_metrics:
     logger.info("saved model, tokenizer, %s and %s to %s", RESOLVED_CONFIG_FILE, FINAL_METRICS_FILE, output_dir)
 
 
+def log_config_to_trackers(trainer, resolved_config: dict[str, Any]) -> None:
+    """Put rl-math's resolved config (rewards, prompt_format, dataset_name, health_*) into the trackers' run.
+
+    The trackers' own callbacks log only the trainer's arguments, so W&B runs could not be filtered
+    by reward mix. Added after them, this callback's `on_train_begin` sees their runs already open.
+    """
+    from transformers import TrainerCallback
+    from transformers.integrations import TensorBoardCallback, WandbCallback
+
+    callbacks = trainer.callback_handler.callbacks
+
+    class TrackerConfigCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            for callback in callbacks:
+                if isinstance(callback, WandbCallback) and callback._wandb is not None and callback._wandb.run:
+                    callback._wandb.config.update(resolved_config, allow_val_change=True)
+                elif isinstance(callback, TensorBoardCallback) and callback.tb_writer is not None:
+                    text = yaml.safe_dump(resolved_config, sort_keys=True)
+                    callback.tb_writer.add_text("rl_math_config", f"```yaml\n{text}```")
+
+    trainer.add_callback(TrackerConfigCallback())
+
+
 def final_log_metrics(trainer) -> dict[str, Any]:
     """The last logged value of each metric (the train summary included)."""
     latest: dict[str, Any] = {}
