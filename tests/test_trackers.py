@@ -37,3 +37,21 @@ def test_wandb_project_defaults_to_rl_math_unless_set(preset, expected, monkeypa
         monkeypatch.setenv("WANDB_PROJECT", preset)
     check_trackers({"report_to": ["wandb"]}, set())
     assert os.environ["WANDB_PROJECT"] == expected
+
+
+def test_model_card_names_a_local_base_model_and_its_hub_origin(tmp_path):
+    from rl_math.training import RESOLVED_CONFIG_FILE, name_base_model_in_card
+
+    sft = tmp_path / "sft"
+    sft.mkdir()
+    (sft / RESOLVED_CONFIG_FILE).write_text("model_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\n")
+    grpo = tmp_path / "grpo"
+    grpo.mkdir()
+    (grpo / "README.md").write_text(
+        "This model is a fine-tuned version of [None](https://huggingface.co/None).\n"
+        'generator = pipeline("text-generation", model="None")\n'
+    )
+    name_base_model_in_card(grpo, str(sft))
+    card = (grpo / "README.md").read_text()
+    assert "None" not in card
+    assert f"`{sft}` (trained from [Qwen/Qwen2.5-0.5B-Instruct](https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct))" in card

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from rl_math.tiny import resolve_model_path
+from rl_math.tiny import TINY_MODEL_NAME, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ RESOLVED_CONFIG_FILE = "rl_math_config.yaml"
 RESUME_FRESH_WORDS = ("false", "no", "0", "")
 RESUME_LAST_WORDS = ("true", "yes", "1", "auto", "last")
 FINAL_METRICS_FILE = "final_metrics.json"
+MODEL_CARD_FILE = "README.md"
 
 
 def setup_logging(training_args) -> None:
@@ -111,6 +112,7 @@ def save_run(trainer, tokenizer, resolved_config: dict[str, Any], train_metrics:
         trainer.save_metrics("train", train_metrics)
         trainer.save_state()
         (output_dir / FINAL_METRICS_FILE).write_text(json.dumps(final_log_metrics(trainer), indent=2, sort_keys=True))
+        name_base_model_in_card(output_dir, resolved_config.get("model_name_or_path"))
     logger.info("saved model, tokenizer, %s and %s to %s", RESOLVED_CONFIG_FILE, FINAL_METRICS_FILE, output_dir)
 
 
@@ -137,6 +139,38 @@ def log_config_to_trackers(trainer, resolved_config: dict[str, Any]) -> None:
                     callback.tb_writer.add_text("rl_math_config", f"```yaml\n{text}```")
 
     trainer.add_callback(TrackerConfigCallback())
+
+
+def hub_origin(model: str | None, max_hops: int = 10) -> str | None:
+    """The hub model a local model was trained from, following each run's saved config; None if none.
+
+    A run's folder (or `round_N/model` below it, for expert iteration) holds the config that names
+    the model it started from, which may itself be an earlier run's folder.
+    """
+    for _ in range(max_hops):
+        if not model:
+            return None
+        path = Path(model)
+        if not path.is_dir():
+            return None if model == TINY_MODEL_NAME else model
+        saved = next((p / RESOLVED_CONFIG_FILE for p in (path, *path.parents[:2]) if (p / RESOLVED_CONFIG_FILE).is_file()), None)
+        if saved is None:
+            return None
+        model = (yaml.safe_load(saved.read_text()) or {}).get("model_name_or_path")
+    return None
+
+
+def name_base_model_in_card(output_dir: Path, base_model: str | None) -> None:
+    """TRL's model card links only a hub base model and writes `None` for a local one: name it."""
+    card = output_dir / MODEL_CARD_FILE
+    if not base_model or not card.is_file():
+        return
+    origin = hub_origin(base_model)
+    named = f"`{base_model}`"
+    if origin and origin != base_model:
+        named += f" (trained from [{origin}](https://huggingface.co/{origin}))"
+    text = card.read_text().replace("[None](https://huggingface.co/None)", named)
+    card.write_text(text.replace('model="None"', f'model="{output_dir}"'))
 
 
 def final_log_metrics(trainer) -> dict[str, Any]:
