@@ -2,7 +2,7 @@
 
 The Trainer saves its log history in ``OUTPUT_DIR/trainer_state.json`` at the end of training and
 in every ``checkpoint-N/trainer_state.json`` on the way; the health monitor's alarms are in the
-same history as ``health/<condition>`` keys. :func:`plot_runs` draws one PNG with six panels,
+same history as ``health/<condition>`` keys. :func:`plot_runs` draws one PNG with eight panels,
 several runs overlaid::
 
     runs = [load_run("outputs/qwen0.5b-grpo"), load_run("outputs/qwen1.5b-grpo")]
@@ -34,6 +34,8 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("clipped_ratio", "truncated at max_completion_length", "completions/clipped_ratio"),
     ("entropy_kl", "policy entropy and KL to the reference", "entropy"),
     ("zero_std", "groups with zero reward std (no signal)", "frac_reward_zero_std"),
+    ("loss", "training loss (SFT, GRPO)", "loss"),
+    ("grad_norm", "gradient norm (before clipping)", "grad_norm"),
 )
 
 # One colour per health condition, the same in every figure (runs use C0, C1, ...)
@@ -177,7 +179,7 @@ def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = 
 
     if not runs:
         raise ValueError("plot_runs needs at least one run")
-    fig, axes = plt.subplots(3, 2, figsize=(14, 12), sharex=True)
+    fig, axes = plt.subplots(len(PANELS) // 2, 2, figsize=(14, 16), sharex=True)
     axes_by_panel = {panel: ax for (panel, _, _), ax in zip(PANELS, axes.flat)}
     if any(run.series("kl")[0] for run in runs):
         # KL lives on another scale (0.001–1 vs entropy's ~0.1–3): its own axis on the right
@@ -246,6 +248,8 @@ def _draw_run(axes: dict[str, Any], run: RunLog, index: int, many: bool) -> None
     line("clipped_ratio", "completions/clipped_ratio", "clipped ratio", 0)
     line("zero_std", "frac_reward_zero_std", "frac_reward_zero_std", 0)
     line("entropy_kl", "entropy", "entropy", 0)
+    line("loss", "loss", "loss", 0)
+    line("grad_norm", "grad_norm", "grad_norm", 0)
     if "kl" in axes:
         line("kl", "kl", "kl", 1)
 
@@ -338,13 +342,17 @@ def shorten(text: str, max_chars: int) -> str:
 
 
 SAMPLE_FIXED_COLUMNS = ("step", "prompt", "completion", "advantage", "image")
+# Narrower than this (80 columns, or output redirected to a file), a table squeezes every text into
+# a sliver of a column: the completions are printed one after another instead.
+WIDE_TABLE_COLUMNS = 120
 
 
 def print_samples(path: str | Path, n: int = 8, console=None, max_chars: int = 1200) -> int:
     """Print the first `n` completions of one parquet as a table; return how many were shown.
 
     Rows come in TRL's order, so the first `num_generations` rows are one prompt's group: their
-    rewards and advantages side by side show whether the group disagrees (a signal) or not.
+    rewards and advantages side by side show whether the group disagrees (a signal) or not. On a
+    console narrower than `WIDE_TABLE_COLUMNS` each completion is a block of full-width text.
     """
     import pandas as pd
     from rich.console import Console
@@ -355,8 +363,13 @@ def print_samples(path: str | Path, n: int = 8, console=None, max_chars: int = 1
     score_columns = [c for c in frame.columns if c not in SAMPLE_FIXED_COLUMNS]
     shown = frame.head(n)
     step = int(frame["step"].iloc[0]) if "step" in frame.columns and len(frame) else None
+    title = f"step {step}: {len(shown)} of {len(frame)} completions ({Path(path).name})"
+    values = [c for c in [*score_columns, "advantage"] if c in frame.columns]
+    if console.width < WIDE_TABLE_COLUMNS:
+        _print_sample_blocks(console, title, shown, values, max_chars)
+        return len(shown)
     table = Table(
-        title=f"step {step}: {len(shown)} of {len(frame)} completions ({Path(path).name})",
+        title=title,
         show_lines=True,
         expand=True,
     )
@@ -373,6 +386,17 @@ def print_samples(path: str | Path, n: int = 8, console=None, max_chars: int = 1
         table.add_row(*[_escape(c) for c in cells])
     console.print(table)
     return len(shown)
+
+
+def _print_sample_blocks(console, title: str, rows, value_columns: list[str], max_chars: int) -> None:
+    """Each completion as plain text the console's full width: a header line with its scores, the
+    end of the prompt, the completion."""
+    console.print(title, markup=False, highlight=False)
+    for index, row in rows.iterrows():
+        scores = "  ".join(f"{column} {_cell(row[column])}" for column in value_columns)
+        console.print(f"\n── #{index}  {scores}", markup=False, highlight=False)
+        console.print("prompt (end): " + prompt_tail(row.get("prompt")), markup=False, highlight=False)
+        console.print(shorten(message_text(row.get("completion")), max_chars), markup=False, highlight=False)
 
 
 def _cell(value: Any) -> str:
