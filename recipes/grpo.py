@@ -29,6 +29,7 @@ from rl_math.training import (
     load_tokenizer,
     log_config_to_trackers,
     model_init_kwargs,
+    quiet_tied_weights_warning,
     resolve_resume,
     save_run,
     setup_logging,
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         callbacks=[preemption, *build_health_callback(health_args, reward_funcs)],
     )
     check_data_parallel(trainer)
+    quiet_tied_weights_warning(trainer)
     resolved = to_yaml_dict(script_args, model_args, health_args, training_args)
     resolved["rewards"] = specs
     log_config_to_trackers(trainer, resolved)

@@ -30,6 +30,7 @@ from rl_math.training import (
     load_tokenizer,
     log_config_to_trackers,
     model_init_kwargs,
+    quiet_tied_weights_warning,
     resolve_resume,
     save_run,
     setup_logging,
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
         callbacks=[preemption],
     )
     check_data_parallel(trainer)
+    quiet_tied_weights_warning(trainer)
     supervised, _ = supervised_text(trainer.train_dataset[0], tokenizer)
     logger.info("%d training rows; the loss of row 0 covers: %r", len(trainer.train_dataset), supervised[-300:])
     resolved = to_yaml_dict(script_args, model_args, training_args)

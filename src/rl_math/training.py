@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,41 @@ def setup_logging(training_args) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", handlers=[logging.StreamHandler(sys.stdout)]
     )
     logging.getLogger("rl_math").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
+    quiet_library_noise()
+
+
+class _DropMessages(logging.Filter):
+    """Drops the log records whose message starts with one of `prefixes`."""
+
+    def __init__(self, *prefixes: str):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+def quiet_library_noise() -> None:
+    """Silence library messages printed on every run that are harmless and leave the user nothing to do.
+
+    - DeepSpeed's "Setting accelerator to CPU ... we were unable to detect it" whenever it is
+      imported on a machine without a GPU (a CPU run knows it has none);
+    - transformers 5's FutureWarning that `is_gradient_checkpointing` is deprecated, raised because
+      TRL 1.16 still reads that alias at every generation and save.
+    """
+    logging.getLogger("DeepSpeed").addFilter(_DEEPSPEED_CPU_NOTICE)  # the same filter once, however often called
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+def quiet_tied_weights_warning(trainer) -> None:
+    """On resume, transformers reports a tied `lm_head.weight` as missing from the checkpoint; it is
+    not (it is the embedding matrix, saved once), so the warning is dropped for models that tie them."""
+    if getattr(trainer.model.config, "tie_word_embeddings", False):
+        logging.getLogger("transformers.trainer").addFilter(_TIED_LM_HEAD_MISSING)
+
+
+_DEEPSPEED_CPU_NOTICE = _DropMessages("Setting accelerator to CPU")
+_TIED_LM_HEAD_MISSING = _DropMessages("There were missing keys in the checkpoint model loaded: ['lm_head.weight']")
 
 
 def model_init_kwargs(model_args, training_args) -> dict[str, Any]:
