@@ -119,6 +119,19 @@ def test_mistake_is_one_sentence_before_any_model_loads(
     assert ";" in message or ":" in message  # the problem, then the fix
 
 
+def test_unreachable_hub_while_online_is_one_sentence(mistake_files, no_model_loading, monkeypatch):
+    """Online, a wrong hub id or an unreachable hub shows only when the tokenizer is fetched."""
+
+    def unreachable(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nCheck your connection.")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", unreachable)
+    argv = ["configs/smoke.yaml", "--model_name_or_path", "Qwen/Qwen2.5-0.5B-Instruct", "--output_dir", str(mistake_files)]
+    with pytest.raises(ConfigError, match=r"cannot load 'Qwen/Qwen2.5-0.5B-Instruct' \(We couldn't connect.*\); check"):
+        recipe_main("grpo")(argv)
+
+
 @pytest.mark.parametrize(
     "answers", [[18, 4], ["18", "#### 4"]], ids=["json-integers", "text"]
 )

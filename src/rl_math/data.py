@@ -89,9 +89,11 @@ def read_local_file(path: Path) -> "Dataset":
     try:
         return load_dataset(_LOCAL_SUFFIXES[path.suffix], data_files=str(path), split="train")
     except Exception as err:  # noqa: BLE001 - datasets wraps every parse error in its own types
+        if bad_line := _first_bad_json_line(path):
+            raise ConfigError(f"dataset file {str(path)!r} cannot be read: {bad_line}; fix or remove that line") from None
         raise ConfigError(
-            f"dataset file {str(path)!r} cannot be read: {_first_bad_json_line(path) or one_line(str(err))}; "
-            "fix or remove that line"
+            f"dataset file {str(path)!r} cannot be read ({one_line(str(err))[:300]}); check that it is a valid "
+            f"{path.suffix} file of question/answer rows"
         ) from None
 
 

@@ -7,9 +7,11 @@ sentence that says what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +277,23 @@ def model_source_problem(name: str, revision: str | None = None) -> str | None:
                 f"(`hf download {name}`)"
             )
     return None
+
+
+@contextlib.contextmanager
+def model_source_errors(name: str) -> Iterator[None]:
+    """Loading the tokenizer (the first thing read from a model) fails as one sentence, not a traceback.
+
+    What the preflight cannot know without the network ends here: a hub id that does not exist, or
+    a hub that cannot be reached (after huggingface_hub's retries).
+    """
+    try:
+        yield
+    except OSError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"cannot load {name!r} ({reason}); check the hub id or local path, and the network "
+            "(or export HF_HUB_OFFLINE=1 to use only local folders and the cache)"
+        ) from None
 
 
 def check_model_path(values: dict[str, Any], explicit: set[str]) -> None:

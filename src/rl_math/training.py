@@ -88,11 +88,14 @@ def load_tokenizer(model_args, trust_remote_code: bool = False):
     """The model's tokenizer, with a pad token (the EOS when the model has none)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_path(model_args.model_name_or_path),
-        revision=model_args.model_revision,
-        trust_remote_code=trust_remote_code,
-    )
+    from rl_math.preflight import model_source_errors
+
+    with model_source_errors(model_args.model_name_or_path):
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_model_path(model_args.model_name_or_path),
+            revision=model_args.model_revision,
+            trust_remote_code=trust_remote_code,
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
