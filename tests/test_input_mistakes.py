@@ -1,9 +1,9 @@
 """Every input mistake a new user makes is one sentence naming the problem and the fix, before any model loads.
 
 Each case runs a recipe's `main` in-process with model loading forbidden and expects a one-line
-ConfigError (the recipes print it as `recipe.py: error: ...` and exit 2, checked by a few
-subprocess runs at the end). Cases that used to end in a traceback or after the model loaded are
-marked with what they did before.
+ConfigError naming the problem (the recipes print it as `recipe.py: error: ...` and exit 2, checked
+by a few subprocess runs at the end). Before these checks, 26 of these cases ended in a traceback
+and 9 only after the model had loaded.
 """
 
 import importlib.util
