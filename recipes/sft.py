@@ -42,7 +42,9 @@ MERGED_DIR = "merged"
 
 def main(argv: list[str] | None = None) -> SFTTrainer:
     parsed = parse_config(
-        [RecipeArguments, SFTConfig, ModelConfig], argv, checks=[preflight.apply_cpu_defaults, preflight.warn_pure_bf16_training, *preflight.INPUT_CHECKS]
+        [RecipeArguments, SFTConfig, ModelConfig],
+        argv,
+        checks=[preflight.apply_cpu_defaults, preflight.warn_pure_bf16_training, *preflight.INPUT_CHECKS],
     )
     script_args, training_args, model_args = parsed.instances
     setup_logging(training_args)

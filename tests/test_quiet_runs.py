@@ -42,3 +42,8 @@ def test_tied_lm_head_is_not_reported_missing_on_resume():
     assert _messages_reaching("transformers.trainer", missing + "['lm_head.weight'].", missing + "['a.weight'].") == [
         missing + "['a.weight']."
     ]
+
+
+def test_huggingface_hub_warnings_are_not_passed_on_to_our_handler_too():
+    quiet_library_noise()
+    assert not logging.getLogger("huggingface_hub").propagate

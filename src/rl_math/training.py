@@ -50,9 +50,12 @@ def quiet_library_noise() -> None:
     - DeepSpeed's "Setting accelerator to CPU ... we were unable to detect it" whenever it is
       imported on a machine without a GPU (a CPU run knows it has none);
     - transformers 5's FutureWarning that `is_gradient_checkpointing` is deprecated, raised because
-      TRL 1.16 still reads that alias at every generation and save.
+      TRL 1.16 still reads that alias at every generation and save;
+    - the second copy of every huggingface_hub warning (its retries while the hub is unreachable):
+      it prints them with its own handler and would also pass them on to ours.
     """
     logging.getLogger("DeepSpeed").addFilter(_DEEPSPEED_CPU_NOTICE)  # the same filter once, however often called
+    logging.getLogger("huggingface_hub").propagate = False  # without a handler of its own, Python's last resort prints
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
@@ -192,7 +195,8 @@ def hub_origin(model: str | None, max_hops: int = 10) -> str | None:
         path = Path(model)
         if not path.is_dir():
             return None if model == TINY_MODEL_NAME else model
-        saved = next((p / RESOLVED_CONFIG_FILE for p in (path, *path.parents[:2]) if (p / RESOLVED_CONFIG_FILE).is_file()), None)
+        configs = [folder / RESOLVED_CONFIG_FILE for folder in (path, *path.parents[:2])]
+        saved = next((config for config in configs if config.is_file()), None)
         if saved is None:
             return None
         model = (yaml.safe_load(saved.read_text()) or {}).get("model_name_or_path")
