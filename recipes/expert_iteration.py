@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ctx = RoundContext(
         output_dir=output_dir, base_model=base_model, questions=questions, eval_set=eval_set,
         script_args=script_args, training_args=training_args, model_args=model_args, ei_args=ei_args,
-        filter_specs=filter_specs, reward_specs=reward_specs, history=history,
+        filter_specs=filter_specs, reward_specs=reward_specs, history=history, resolved_config=resolved,
     )
     for round_index in range(next_round, ei_args.ei_rounds + 1):
         metrics = run_round(ctx, round_index, model_path)

@@ -338,6 +338,7 @@ class RoundContext:
     filter_specs: list[dict]
     reward_specs: list[dict]
     history: list[dict] = field(default_factory=list)
+    resolved_config: dict[str, Any] = field(default_factory=dict)  # what the trackers get beside the SFT arguments
 
 
 def round_questions(questions, ei_args: ExpertIterationArguments, seed: int, round_index: int):
@@ -403,7 +404,13 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     from rl_math.preemption import PreemptionCallback
     from rl_math.sft_data import drop_overlong, samples_to_sft
     from rl_math.tiny import resolve_model_path
-    from rl_math.training import last_checkpoint, load_tokenizer, model_init_kwargs
+    from rl_math.training import (
+        last_checkpoint,
+        load_tokenizer,
+        log_config_to_trackers,
+        model_init_kwargs,
+        quiet_tied_weights_warning,
+    )
 
     args = copy.deepcopy(ctx.training_args)
     args.output_dir = str(rdir / TRAIN_DIR)
@@ -417,6 +424,8 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
         model=resolve_model_path(start_model), args=args, train_dataset=dataset, processing_class=tokenizer,
         peft_config=get_peft_config(ctx.model_args), callbacks=[preemption],
     )
+    log_config_to_trackers(trainer, ctx.resolved_config)
+    quiet_tied_weights_warning(trainer)
     checkpoint = last_checkpoint(args.output_dir)
     if checkpoint:
         logger.info("resuming this round's SFT from %s", checkpoint)
