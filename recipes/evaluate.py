@@ -49,7 +49,9 @@ def check_eval_args(values: dict, explicit: set[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parsed = parse_config([RecipeArguments, EvalArguments], argv, checks=[check_eval_args, preflight.check_vllm])
+    parsed = parse_config(
+        [RecipeArguments, EvalArguments], argv, checks=[check_eval_args, preflight.check_vllm, *preflight.INPUT_CHECKS]
+    )
     script_args, eval_args = parsed.instances
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stdout)])

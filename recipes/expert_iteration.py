@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parsed = parse_config(
         [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments], argv,
         checks=[
-            preflight.apply_cpu_defaults, preflight.check_training_length, preflight.warn_pure_bf16_training, check_ei
+            preflight.apply_cpu_defaults,
+            preflight.check_training_length,
+            preflight.warn_pure_bf16_training,
+            check_ei,
+            *preflight.INPUT_CHECKS,
         ],
     )
     script_args, training_args, model_args, ei_args = parsed.instances
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ctx = RoundContext(
         output_dir=output_dir, base_model=base_model, questions=questions, eval_set=eval_set,
         script_args=script_args, training_args=training_args, model_args=model_args, ei_args=ei_args,
-        filter_specs=filter_specs, reward_specs=reward_specs, history=history,
+        filter_specs=filter_specs, reward_specs=reward_specs, history=history, resolved_config=resolved,
     )
     for round_index in range(next_round, ei_args.ei_rounds + 1):
         round_dir(output_dir, round_index).mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,9 @@ from rl_math.training import (
     eos_token_ids,
     keep_checkpoint_settings,
     load_tokenizer,
+    log_config_to_trackers,
     model_init_kwargs,
+    quiet_tied_weights_warning,
     resolve_resume,
     run_training,
     save_run,
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.check_vllm,
             preflight.check_no_reward_weights,
             preflight.warn_pure_bf16_training,
+            preflight.check_grpo_sampling,
+            *preflight.INPUT_CHECKS,
             preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
             preflight.init_cpu_process_group,
         ],
@@ -103,12 +107,14 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     for callback in in_run_eval:
         callback.attach(trainer)
     check_data_parallel(trainer)
+    quiet_tied_weights_warning(trainer)
+    resolved["rewards"] = specs
+    log_config_to_trackers(trainer, resolved)
     train_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it
     if in_run_eval and eval_args.eval_load_best_at_end:
         load_best_model(trainer)
-    resolved["rewards"] = specs
     stop_reason = health_stop_reason(trainer)
     save_run(trainer, tokenizer, resolved, train_metrics, stop_reason)
     if stop_reason:

@@ -31,7 +31,9 @@ from rl_math.training import (
     end_distributed,
     keep_checkpoint_settings,
     load_tokenizer,
+    log_config_to_trackers,
     model_init_kwargs,
+    quiet_tied_weights_warning,
     resolve_resume,
     run_training,
     save_run,
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
             preflight.check_training_length,
             preflight.check_stale_build_locks,
             preflight.warn_pure_bf16_training,
+            *preflight.INPUT_CHECKS,
             preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
             preflight.init_cpu_process_group,
         ],
@@ -87,8 +90,10 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     for callback in in_run_eval:
         callback.attach(trainer)
     check_data_parallel(trainer)
+    quiet_tied_weights_warning(trainer)
     supervised, _ = supervised_text(trainer.train_dataset[0], tokenizer)
     logger.info("%d training rows; the loss of row 0 covers: %r", len(trainer.train_dataset), supervised[-300:])
+    log_config_to_trackers(trainer, resolved)
     train_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return trainer  # the checkpoint is saved; the requeued job resumes from it

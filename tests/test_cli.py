@@ -13,7 +13,7 @@ from PIL import Image
 
 from rl_math.cli import main
 
-PANELS = "reward,accuracy,length,clipped_ratio,entropy_kl,zero_std,held_out"
+PANELS = "reward,accuracy,length,clipped_ratio,entropy_kl,zero_std,loss,grad_norm,held_out"
 
 
 def grpo_log(step: int, **extra) -> dict:
@@ -237,6 +237,17 @@ def test_samples_wraps_and_shortens_a_looping_completion(tmp_path, capsys, monke
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 100
     assert "chars] …" in out  # head and tail kept, the middle elided
+
+
+def test_samples_at_80_columns_prints_each_completion_as_full_width_text(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # what a redirected output gets too
+    write_completions(tmp_path, step=3)
+    main(["samples", str(tmp_path), "--n", "2"])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "── #1  correctness 0  boxed_format 1  advantage -0.866" in out
+    assert "prompt (end): Question 1: what is 1 + 9?" in out
+    assert "1 + 9 = 10, so [the answer] is \\boxed{10}." in out
 
 
 def test_samples_without_logged_completions_says_how_to_get_them(tmp_path, capsys):

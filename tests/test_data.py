@@ -5,6 +5,7 @@ import json
 import pytest
 
 from rl_math.config import RecipeArguments
+from rl_math.config import ConfigError
 from rl_math.data import SYNTHETIC_DATASET, drop_long_prompts, gold_answer, load_problems, load_prompt_dataset, to_prompts
 from rl_math.gsm8k import gold_answer_from_solution, solution_reasoning
 from rl_math.prompts import PROMPT_FORMATS, build_prompt, get_prompt_format
@@ -94,7 +95,7 @@ def test_local_folder_loads_the_named_split(tmp_path):
 
 def test_local_folder_without_the_split_says_what_it_found(tmp_path):
     (tmp_path / "train.jsonl").write_text(json.dumps({"question": "q", "answer": "#### 7"}) + "\n")
-    with pytest.raises(FileNotFoundError, match="found: train.jsonl"):
+    with pytest.raises(ConfigError, match=r"one of the splits there \(train\)"):
         load_problems(str(tmp_path), "test")
 
 

@@ -25,6 +25,8 @@ from rl_math.grader import (
 EQUAL = [
     ("1,080", "1080"),
     (r"1\,080", "1080"),
+    (r"1\, 080", "1080"),  # a thin space followed by an ordinary one, as MATH-style outputs write it
+    (r"1\, 000\, 000", "1000000"),
     ("1 080", "1080"),
     (r"1{,}080", "1080"),
     ("18.00", "18"),
@@ -65,6 +67,10 @@ EQUAL = [
     (r"-\frac{1}{2}", "-0.5"),
     (r"10^{3}", "1000"),
     (r"18 \text{ m}^2", "18"),
+    ("12 m²", "12"),  # superscript units
+    ("5 cm³", "5"),
+    (r"5 \text{ cm}³", "5"),
+    ("10²", "100"),  # a superscript on a number is a power
     ("18 more", "18"),
     ("18 dozen", "18"),  # dozen is a unit, not 12
     ("18 - 2", "16"),
@@ -84,6 +90,7 @@ NOT_EQUAL = [
     (r"18\text{or}19", "18"),
     ("18, 19", "18"),
     ("18,19", "18"),
+    (r"18\, 19", "18"),
     (r"50\%", "0.5"),  # the percent sign is dropped, the number compared as written
     ("0.5", "50"),
     ("0.33", "1/3"),  # comparisons are exact
@@ -234,6 +241,12 @@ def test_empty_box_is_malformed_and_wrong():
     verdict = grade(r"\boxed{}", "0")
     assert not verdict.correct
     assert not verdict.well_formed
+
+
+def test_empty_box_echoed_from_the_instruction_is_not_a_second_answer():
+    verdict = grade(r"Put your final answer within \boxed{}. 6 + 12 = 18, so \boxed{18}.", "18")
+    assert verdict.correct and verdict.well_formed
+    assert verdict.n_answers == 1
 
 
 def test_escaped_braces_do_not_close_a_box():

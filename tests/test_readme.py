@@ -36,3 +36,11 @@ def test_readme_install_pins_the_cpu_torch():
 @pytest.mark.parametrize("path", sorted(set(re.findall(r"(?:configs|recipes|slurm|docs)/[\w./-]+\.(?:yaml|py|sbatch|md)", README))))
 def test_every_file_the_readme_names_exists(path):
     assert (ROOT / path).is_file(), path
+
+
+def _smoke_chain(text: str) -> str:
+    return re.search(r"```bash\n(python recipes/sft.py configs/sft_smoke.yaml.*?)```", text, re.S).group(1)
+
+
+def test_readme_and_pipeline_doc_give_the_same_smoke_chain():
+    assert _smoke_chain(README) == _smoke_chain((ROOT / "docs" / "pipeline.md").read_text())

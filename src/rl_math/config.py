@@ -105,11 +105,13 @@ class RecipeArguments:
             "checkpoints (without it such a run is refused unless it resumes)."
         },
     )
-    rewards: list[dict] | None = dataclasses.field(
+    # typing.Union, not `dict | str`: HfArgumentParser cannot build a flag from types.UnionType items
+    rewards: list[typing.Union[dict, str]] | None = dataclasses.field(  # noqa: UP007
         default=None,
         metadata={
             "help": "Reward functions with weights and parameters, e.g. "
-            "[{name: correctness, weight: 1.0}, {name: repetition_penalty, ngram_size: 5}]. "
+            "[{name: correctness, weight: 1.0}, {name: repetition_penalty, ngram_size: 5}]; a bare name "
+            "has weight 1.0: [correctness, boxed_format]. "
             "null uses the prompt format's default mix."
         },
     )
@@ -237,11 +239,13 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except _DuplicateKey as err:
         raise ConfigError(f"{path} sets {err} twice (YAML would keep only the last); keep one of them") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not text (not UTF-8); give the YAML config file") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        raise ConfigError(f"{path} is not valid YAML: {one_line(str(err))}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -430,6 +434,8 @@ def _structured(annotation: Any) -> bool:
         return str not in args and any(_structured(a) for a in args)
     if origin is list:
         (item,) = typing.get_args(annotation) or (Any,)
+        if typing.get_origin(item) in (typing.Union, types.UnionType):  # `list[dict | str]`
+            return any(typing.get_origin(arg) is dict or arg is dict for arg in typing.get_args(item))
         return typing.get_origin(item) is dict or item is dict
     return origin is dict or annotation is dict
 
@@ -472,6 +478,11 @@ def split_cli_overrides(
                 structured[base] = yaml.safe_load(text)
             except yaml.YAMLError as err:
                 raise ConfigError(f"--{name} must be YAML or JSON text: {err}") from None
+            continue
+        if not inline_value and i + 1 < len(args) and args[i + 1].startswith("-") and _is_number(args[i + 1]):
+            # argparse takes `-1e-4` for a flag ("expected one argument"): pass it as `--flag=-1e-4`
+            plain.append(f"{arg}={args[i + 1]}")
+            i += 2
             continue
         plain.append(arg)
         i += 1
@@ -564,7 +575,10 @@ def parse_config(
     instances = []
     for dtype in dataclass_types:
         keys = {f.name for f in dataclasses.fields(dtype) if f.init}
-        instances.append(dtype(**{k: v for k, v in values.items() if k in keys}))
+        try:
+            instances.append(dtype(**{k: v for k, v in values.items() if k in keys}))
+        except ValueError as err:  # the dataclass's own validation: TRL's, transformers' or ours
+            raise ConfigError(one_line(str(err))) from None
     return ParsedConfig(tuple(instances), config_path, explicit, dict(values))
 
 
@@ -579,6 +593,9 @@ def _move_credentials_to_env(values: dict[str, Any]) -> None:
             os.environ[variable] = str(values[name])
             values[name] = None
             logger.info("%s is passed to the hub through $%s, so that no file written holds it", name, variable)
+def one_line(message: str) -> str:
+    """A multi-line library message as the one line a ConfigError prints."""
+    return " ".join(message.split())
 
 
 def _raise_config_error(message: str) -> typing.NoReturn:

@@ -10,8 +10,11 @@ Sources, chosen by `dataset_name`:
 
 Each row becomes `prompt` (system prompt + question), `answer` (the normalised gold answer) and
 `solution` (the original reasoning text, used by SFT). Rows whose gold answer the grader cannot read
-are dropped with a count logged, so that no reward is ever computed against a missing gold answer;
-a split with none left is a ConfigError.
+are dropped with a count logged, so that no reward is ever computed against a missing gold answer.
+
+A data mistake (a missing file, split or column, an empty file, a corrupt line, a row without a
+question, no gold answer the grader can read at all) is a `ConfigError`: one sentence, before any
+model loads.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rl_math.config import ConfigError
+from rl_math.config import ConfigError, one_line
 from rl_math.grader import gold_is_gradable
 from rl_math.gsm8k import gold_answer_from_solution
+from rl_math.preflight import hub_offline
 from rl_math.prompts import build_prompt, get_prompt_format
 
 if TYPE_CHECKING:
@@ -41,9 +45,11 @@ def gold_answer(answer_text: str) -> str | None:
     """The gold answer of a row: after `####` in a GSM8K solution, else the short answer itself;
     None when there is none or the grader cannot read it.
 
-    >>> gold_answer("6 * 3 = 18\\n#### 18"), gold_answer(" 1,080 "), gold_answer(""), gold_answer("Paris")
-    ('18', '1080', None, None)
+    >>> gold_answer("6 * 3 = 18\\n#### 18"), gold_answer(" 1,080 "), gold_answer(""), gold_answer(18), gold_answer("Paris")
+    ('18', '1080', None, '18', None)
     """
+    if isinstance(answer_text, (int, float)) and not isinstance(answer_text, bool):
+        answer_text = str(answer_text)  # `{"answer": 18}` in a JSON file
     if not isinstance(answer_text, str):
         return None
     if "####" in answer_text:
@@ -77,15 +83,71 @@ def _local_file(dataset_name: str, split: str) -> Path | None:
             if candidate.is_file():
                 return candidate
         found = sorted(p.name for p in path.iterdir() if p.suffix in _LOCAL_SUFFIXES)
-        raise FileNotFoundError(
-            f"no {split}.jsonl, {split}.json or {split}.parquet in {path} (found: {', '.join(found) or 'none'})"
+        splits = ", ".join(sorted({Path(name).stem for name in found})) or "none"
+        raise ConfigError(
+            f"split {split!r} not found: no {split}.jsonl, {split}.json or {split}.parquet in {path}; set "
+            f"dataset_train_split / dataset_test_split to one of the splits there ({splits})"
+        )
+    if path.suffix in _LOCAL_SUFFIXES:
+        raise ConfigError(
+            f"dataset file {dataset_name!r} does not exist (relative paths start in {Path.cwd()}); "
+            "give an existing .jsonl/.json/.parquet file or folder, or a hub dataset id"
         )
     return None
 
 
+def read_local_file(path: Path) -> "Dataset":
+    """A local .jsonl/.json/.parquet file as a Dataset; an empty or corrupt file is a ConfigError."""
+    from datasets import load_dataset
+
+    if path.stat().st_size == 0:
+        raise ConfigError(f"dataset file {str(path)!r} is empty; give a file with one question/answer row per line")
+    try:
+        return load_dataset(_LOCAL_SUFFIXES[path.suffix], data_files=str(path), split="train")
+    except Exception as err:  # noqa: BLE001 - datasets wraps every parse error in its own types
+        if bad_line := _first_bad_json_line(path):
+            raise ConfigError(f"dataset file {str(path)!r} cannot be read: {bad_line}; fix or remove that line") from None
+        raise ConfigError(
+            f"dataset file {str(path)!r} cannot be read ({one_line(str(err))[:300]}); check that it is a valid "
+            f"{path.suffix} file of question/answer rows"
+        ) from None
+
+
+def _first_bad_json_line(path: Path) -> str | None:
+    """`line 7 is not valid JSON (...)` for the first broken line of a .jsonl file; None if none is found."""
+    import json
+
+    if path.suffix != ".jsonl":
+        return None
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as err:
+                    return f"line {number} is not valid JSON ({err.msg})"
+    return None
+
+
+def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None) -> "Dataset":
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(dataset_name, dataset_config, split=split)
+    except Exception as err:  # noqa: BLE001 - offline, not found, unknown split or config: all input mistakes
+        reason = one_line(str(err))[:300]
+        if hub_offline():
+            fix = "the hub is unreachable (HF_HUB_OFFLINE=1): load it once with network, or give a local .jsonl file"
+        else:
+            fix = "check the id, config and split, or give a local .jsonl file with question/answer rows"
+        raise ConfigError(
+            f"dataset {dataset_name!r} (config {dataset_config!r}, split {split!r}) could not be loaded ({reason}); {fix}"
+        ) from None
+
+
 def load_problems(dataset_name: str, split: str, dataset_config: str | None = None) -> "Dataset":
     """Load one split with `question` and `answer` columns, from the hub, a local file or the generator."""
-    from datasets import Dataset, load_dataset
+    from datasets import Dataset, Value
 
     if dataset_name == SYNTHETIC_DATASET:
         from rl_math.synthetic import synthetic_split
@@ -96,26 +158,36 @@ def load_problems(dataset_name: str, split: str, dataset_config: str | None = No
 
         dataset = Dataset.from_list(arithmetic_split(split, options))
     elif (local := _local_file(dataset_name, split)) is not None:
-        dataset = load_dataset(_LOCAL_SUFFIXES[local.suffix], data_files=str(local), split="train")
+        dataset = read_local_file(local)
     else:
-        dataset = load_dataset(dataset_name, dataset_config, split=split)
+        dataset = _load_hub_dataset(dataset_name, split, dataset_config)
+    where = f"dataset {dataset_name!r} split {split!r}"
     missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
     if missing:
-        raise ValueError(
-            f"dataset {dataset_name!r} split {split!r} lacks column(s) {missing}; it has {dataset.column_names}. "
-            "rl-math expects 'question' and 'answer' (a GSM8K-style solution ending in '#### <answer>', or the bare answer)."
+        raise ConfigError(
+            f"{where} lacks column(s) {missing} (it has {dataset.column_names}); rename its columns to 'question' and "
+            "'answer' (a GSM8K-style solution ending in '#### <answer>', or the bare answer)"
         )
+    if len(dataset) == 0:
+        raise ConfigError(f"{where} has no rows; give a dataset with question/answer rows")
+    answer_type = dataset.features["answer"]
+    if isinstance(answer_type, Value) and answer_type.dtype != "string":  # `{"answer": 18}` is an answer too
+        dataset = dataset.cast_column("answer", Value("string"))
+    for index, question in enumerate(dataset["question"]):
+        if not isinstance(question, str) or not question.strip():
+            raise ConfigError(f"row {index} of {where} has no question ({question!r}); fill it in or remove the row")
     return dataset
 
 
 def to_prompts(dataset: "Dataset", system_prompt: str | None) -> "Dataset":
-    """Map question/answer rows to `prompt`, `answer` (gold) and `solution`; drop unparseable golds."""
+    """Map question/answer rows to `prompt`, `answer` (gold) and `solution`; drop golds the grader cannot read."""
 
     def convert(row):
+        gold = gold_answer(row["answer"])
         return {
             "prompt": build_prompt(row["question"], system_prompt),
-            "answer": gold_answer(row["answer"]),
-            "solution": row["answer"],
+            "answer": gold,
+            "solution": row["answer"] if row["answer"] is None else str(row["answer"]),
         }
 
     converted = dataset.map(convert, remove_columns=dataset.column_names)
@@ -150,7 +222,7 @@ def drop_long_prompts(dataset: "Dataset", tokenizer, max_prompt_tokens: int | No
     else:
         logger.info("all %d prompts fit in max_prompt_tokens=%d", len(dataset), max_prompt_tokens)
     if len(kept) == 0:
-        raise ValueError(
+        raise ConfigError(
             f"every prompt is longer than max_prompt_tokens={max_prompt_tokens}; raise it or shorten system_prompt"
         )
     return kept

@@ -361,6 +361,7 @@ class RoundContext:
     filter_specs: list[dict]
     reward_specs: list[dict]
     history: list[dict] = field(default_factory=list)
+    resolved_config: dict[str, Any] = field(default_factory=dict)  # what the trackers get beside the SFT arguments
 
 
 def round_questions(questions, ei_args: ExpertIterationArguments, seed: int, round_index: int):
@@ -430,8 +431,10 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
         keep_checkpoint_settings,
         last_checkpoint,
         load_tokenizer,
+        log_config_to_trackers,
         logged_mean_loss,
         model_init_kwargs,
+        quiet_tied_weights_warning,
         run_training,
     )
 
@@ -451,6 +454,8 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
         model=resolve_model_path(start_model), args=args, train_dataset=dataset, processing_class=tokenizer,
         peft_config=get_peft_config(ctx.model_args), callbacks=[preemption],
     )
+    log_config_to_trackers(trainer, ctx.resolved_config)
+    quiet_tied_weights_warning(trainer)
     result_metrics = run_training(trainer, checkpoint)
     if preemption.stopped:
         return None

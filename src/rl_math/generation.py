@@ -333,9 +333,12 @@ def load_generation_tokenizer(model_path: str, trust_remote_code: bool = False, 
     """The model's tokenizer with a pad token, left padding (for batched generation)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_path(model_path), trust_remote_code=trust_remote_code, revision=revision
-    )
+    from rl_math.preflight import model_source_errors
+
+    with model_source_errors(model_path):
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_model_path(model_path), trust_remote_code=trust_remote_code, revision=revision
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

@@ -13,6 +13,7 @@ Where the final answer is
    (``\boxed 18`` without braces is not an answer). A box nested in a box is part of its content:
    ``\boxed{\boxed{18}}`` is one answer, 18. An unbalanced box (``\boxed{18``) is a malformed answer.
 
+An empty box (``\boxed{}``, the instruction's placeholder echoed back) is no answer at all.
 Several answers in the region must all equal the gold answer: ``\boxed{18} … \boxed{19}`` is a
 hedge and scores 0, ``\boxed{18} … \boxed{18.0}`` is fine for correctness (but not well-formed).
 
@@ -20,8 +21,9 @@ When two answers are equal
 --------------------------
 Equality is mathematical, decided by a fast exact path first: the answer is cleaned of
 presentation (``\$``, ``$…$``, ``\%``, degrees, ``\text{…}``/``\textbf{…}``/``\mathrm{…}``
-wrappers, ``\left``/``\right``, LaTeX spaces, thousands separators ``1,080``/``1\,080``/``1 080``,
-trailing words such as units ``18 apples``, a leading label ``x =`` or ``The answer is``), then
+wrappers, ``\left``/``\right``, LaTeX spaces, thousands separators ``1,080``/``1\,080``/``1\, 080``/
+``1 080``, trailing words such as units ``18 apples`` or ``12 m²``, a leading label ``x =`` or
+``The answer is``), then
 evaluated exactly with :class:`fractions.Fraction` (``+ - * / ^``, ``\frac``/``\dfrac``/``\tfrac``
 including ``\frac12``, parentheses and braces, decimals, ``1.8e1``, mixed numbers ``2 1/2``).
 
@@ -62,6 +64,7 @@ __all__ = [
     "completion_text",
     "final_answers",
     "grade",
+    "gold_is_gradable",
     "normalize_gold",
     "parse_number",
 ]
@@ -220,6 +223,12 @@ def _answer_blocks(region: str) -> list[str] | None:
     return blocks
 
 
+def _filled(boxes: list[str | None]) -> list[str | None]:
+    r"""The boxes that hold something: an empty `\boxed{}` is the instruction's placeholder echoed
+    back ("put your final answer within \boxed{}"), not a second, hedging answer."""
+    return [box for box in boxes if box is None or box.strip()]
+
+
 def final_answers(text: str) -> FinalAnswers:
     r"""The candidate final answers of a completion's text (see the module docstring).
 
@@ -229,13 +238,15 @@ def final_answers(text: str) -> FinalAnswers:
     FinalAnswers(answers=('18',), n_boxed=0)
     >>> final_answers(r"<think>\boxed{18}</think> I don't know.").answers  # boxes in <think> don't count
     ()
+    >>> final_answers(r"Put the answer in \boxed{}: \boxed{18}").answers  # an empty box is no answer
+    ('18',)
     """
     region = answer_region(text)
     if region is None:
         return FinalAnswers()
     region = region[-MAX_REGION_CHARS:]
     if ANSWER_OPEN not in region:
-        boxes = boxed_contents(region)
+        boxes = _filled(boxed_contents(region))
         return FinalAnswers(tuple(boxes), len(boxes))
     blocks = _answer_blocks(region)
     if blocks is None:
@@ -243,7 +254,7 @@ def final_answers(text: str) -> FinalAnswers:
     answers: list[str | None] = []
     n_boxed = 0
     for block in blocks:
-        boxes = boxed_contents(block)
+        boxes = _filled(boxed_contents(block))
         if boxes:
             answers.extend(boxes)
             n_boxed += len(boxes)
@@ -276,6 +287,10 @@ _UNICODE = str.maketrans(
         "\u00a2": "",
     }
 )
+_SUPERSCRIPT_DIGITS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+# `m²`, `cm³`, `10⁶`: a run of superscript digits is a power, written as the fast path reads it.
+_SUPERSCRIPT = re.compile(f"[{_SUPERSCRIPT_DIGITS}]+")
+_FROM_SUPERSCRIPT = str.maketrans(_SUPERSCRIPT_DIGITS, "0123456789")
 _WRAPPER = re.compile(
     r"\\(?:text|textbf|textit|textrm|textsf|texttt|textnormal|textup|emph|mbox|hbox|"
     r"mathrm|mathbf|mathit|mathsf|mathtt|mathnormal|mathbb|boldsymbol|bm|operatorname|"
@@ -285,7 +300,8 @@ _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![A-Za-z])|\\degree(?![A
 _DROPPED_COMMANDS = re.compile(
     r"\\(?:left|right|big|Big|bigg|Bigg)[lrm]?(?![A-Za-z])|\\(?:displaystyle|textstyle)(?![A-Za-z])|\\!"
 )
-_SPACES = re.compile(r"\\[,:;> ]|\\q?quad(?![A-Za-z])|~")
+# A run of LaTeX and ordinary spaces is one space: `1\\, 000` is `1 000`, a thousands separator.
+_SPACES = re.compile(r"(?:\s*(?:\\[,:;> ]|\\q?quad(?![A-Za-z])|~))+\s*")
 _FRAC_ALIASES = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _TIMES = re.compile(r"\\(?:cdot|times|ast)(?![A-Za-z])")
 _DIV = re.compile(r"\\div(?![A-Za-z])")
@@ -368,6 +384,7 @@ def _clean_latex(answer: str) -> str | None:
     '1,080.00 ( ((1)/(2)) )'
     """
     text = answer.translate(_UNICODE)
+    text = _SUPERSCRIPT.sub(lambda power: f"^({power.group().translate(_FROM_SUPERSCRIPT)})", text)
     text = _unwrap_wrappers(text)
     if text is None:
         return None
@@ -722,21 +739,21 @@ def normalize_gold(gold: object) -> str | None:
     return gold or None
 
 
-def gold_is_gradable(gold: object) -> bool:
-    """Whether `correctness` can read this gold answer (a number, or math that math-verify parses).
-
-    >>> gold_is_gradable("#### 1,080"), gold_is_gradable("Paris")
-    (True, False)
-    """
-    return _gold_value(gold) is not None
-
-
 def _gold_value(gold: object) -> Fraction | str | None:
     """The gold's exact value, the gold text when only math-verify can read it, or None."""
     gold_text = normalize_gold(gold)
     if gold_text is None or len(gold_text) > MAX_ANSWER_CHARS:
         return None
     return _gold_text_value(gold_text)
+
+
+def gold_is_gradable(gold: object) -> bool:
+    """Whether the grader can read this gold answer (if not, every completion scores 0 against it).
+
+    >>> gold_is_gradable("#### 18"), gold_is_gradable(r"\\frac{1}{2}"), gold_is_gradable("two")
+    (True, True, False)
+    """
+    return _gold_value(gold) is not None
 
 
 @lru_cache(maxsize=16384)

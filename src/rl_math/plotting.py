@@ -3,7 +3,7 @@
 The Trainer saves its log history in ``OUTPUT_DIR/trainer_state.json`` at the end of training and
 in every ``checkpoint-N/trainer_state.json`` on the way; the health monitor's alarms are in the
 same history as ``health/<condition>`` keys. :func:`plot_runs` draws one PNG with a panel per concern
-(held-out accuracy from :mod:`rl_math.in_run_eval` among them),
+(held-out accuracy from :mod:`rl_math.in_run_eval` among them, and the loss for SFT runs),
 several runs overlaid::
 
     runs = [load_run("outputs/qwen0.5b-grpo"), load_run("outputs/qwen1.5b-grpo")]
@@ -35,6 +35,8 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("clipped_ratio", "truncated at max_completion_length", "completions/clipped_ratio"),
     ("entropy_kl", "policy entropy and KL to the reference", "entropy"),
     ("zero_std", "groups with zero reward std (no signal)", "frac_reward_zero_std"),
+    ("loss", "training loss (SFT, GRPO)", "loss"),
+    ("grad_norm", "gradient norm (before clipping)", "grad_norm"),
     ("held_out", "held-out accuracy, greedy (eval_accuracy)", "fraction correct"),
 )
 
@@ -253,6 +255,8 @@ def _draw_run(axes: dict[str, Any], run: RunLog, index: int, many: bool) -> None
     line("clipped_ratio", "completions/clipped_ratio", "clipped ratio", 0)
     line("zero_std", "frac_reward_zero_std", "frac_reward_zero_std", 0)
     line("entropy_kl", "entropy", "entropy", 0)
+    line("loss", "loss", "loss", 0)
+    line("grad_norm", "grad_norm", "grad_norm", 0)
     line("held_out", "eval_accuracy", "eval_accuracy", 0, marker="o", markersize=3)
     if "kl" in axes:
         line("kl", "kl", "kl", 1)
@@ -346,13 +350,17 @@ def shorten(text: str, max_chars: int) -> str:
 
 
 SAMPLE_FIXED_COLUMNS = ("step", "prompt", "completion", "advantage", "image")
+# Narrower than this (80 columns, or output redirected to a file), a table squeezes every text into
+# a sliver of a column: the completions are printed one after another instead.
+WIDE_TABLE_COLUMNS = 120
 
 
 def print_samples(path: str | Path, n: int = 8, console=None, max_chars: int = 1200) -> int:
     """Print the first `n` completions of one parquet as a table; return how many were shown.
 
     Rows come in TRL's order, so the first `num_generations` rows are one prompt's group: their
-    rewards and advantages side by side show whether the group disagrees (a signal) or not.
+    rewards and advantages side by side show whether the group disagrees (a signal) or not. On a
+    console narrower than `WIDE_TABLE_COLUMNS` each completion is a block of full-width text.
     """
     import pandas as pd
     from rich.console import Console
@@ -363,8 +371,13 @@ def print_samples(path: str | Path, n: int = 8, console=None, max_chars: int = 1
     score_columns = [c for c in frame.columns if c not in SAMPLE_FIXED_COLUMNS]
     shown = frame.head(n)
     step = int(frame["step"].iloc[0]) if "step" in frame.columns and len(frame) else None
+    title = f"step {step}: {len(shown)} of {len(frame)} completions ({Path(path).name})"
+    values = [c for c in [*score_columns, "advantage"] if c in frame.columns]
+    if console.width < WIDE_TABLE_COLUMNS:
+        _print_sample_blocks(console, title, shown, values, max_chars)
+        return len(shown)
     table = Table(
-        title=f"step {step}: {len(shown)} of {len(frame)} completions ({Path(path).name})",
+        title=title,
         show_lines=True,
         expand=True,
     )
@@ -381,6 +394,17 @@ def print_samples(path: str | Path, n: int = 8, console=None, max_chars: int = 1
         table.add_row(*[_escape(c) for c in cells])
     console.print(table)
     return len(shown)
+
+
+def _print_sample_blocks(console, title: str, rows, value_columns: list[str], max_chars: int) -> None:
+    """Each completion as plain text the console's full width: a header line with its scores, the
+    end of the prompt, the completion."""
+    console.print(title, markup=False, highlight=False)
+    for index, row in rows.iterrows():
+        scores = "  ".join(f"{column} {_cell(row[column])}" for column in value_columns)
+        console.print(f"\n── #{index}  {scores}", markup=False, highlight=False)
+        console.print("prompt (end): " + prompt_tail(row.get("prompt")), markup=False, highlight=False)
+        console.print(shorten(message_text(row.get("completion")), max_chars), markup=False, highlight=False)
 
 
 def _cell(value: Any) -> str:

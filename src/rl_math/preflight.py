@@ -7,12 +7,14 @@ sentence that says what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import math
 import os
 import time
 from datetime import timedelta
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +330,217 @@ def warn_pure_bf16_training(values: dict[str, Any], explicit: set[str]) -> None:
             "so updates smaller than bf16's resolution are lost; use dtype: float32 with bf16: true "
             "(mixed precision), a ZeRO config (configs/accelerate/zero2.yaml), or use_peft: true"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Values, paths, trackers: every input mistake is one sentence before any model loads
+
+# Fields that, when set, must be at least 1, and what null (or leaving them out) means instead.
+_AT_LEAST_ONE = {
+    "max_completion_length": "the completion needs room for at least one token",
+    "max_prompt_tokens": "null keeps every prompt",
+    "max_train_samples": "null uses the whole split",
+    "max_eval_samples": "null uses the whole split",
+    "max_length": "null keeps every row",
+}
+
+
+def check_value_ranges(values: dict[str, Any], explicit: set[str]) -> None:
+    """Numbers that no run can use, named with the range they need (for the fields this recipe has)."""
+    for name, meaning in _AT_LEAST_ONE.items():
+        value = values.get(name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} is {value}; set it to at least 1 ({meaning})")
+    if values.get("logging_steps") is not None and values["logging_steps"] <= 0:
+        raise ConfigError(
+            f"logging_steps is {values['logging_steps']}; log every N >= 1 steps (or give a fraction of the run below 1)"
+        )
+    if values.get("learning_rate") is not None and values["learning_rate"] < 0:
+        raise ConfigError(f"learning_rate is {values['learning_rate']:g}; a learning rate is positive, e.g. 1e-6")
+
+
+def check_grpo_sampling(values: dict[str, Any], explicit: set[str]) -> None:
+    """GRPO samples its groups: a temperature of 0 would make every completion of a group the same."""
+    if values["temperature"] <= 0:
+        raise ConfigError(
+            f"temperature is {values['temperature']:g}; GRPO samples each group, so it must be above 0 (1.0 is usual)"
+        )
+    if not 0 < values["top_p"] <= 1:
+        raise ConfigError(f"top_p is {values['top_p']:g}; it must be in (0, 1] (1.0 turns nucleus sampling off)")
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _looks_local(name: str) -> bool:
+    """A path rather than a hub id (`org/name`): explicit path syntax, or under a folder that exists here."""
+    if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
+        return True
+    return "/" in name and Path(name.split("/")[0]).is_dir()
+
+
+def _similar_paths(path: Path) -> str:
+    """`; did you mean 'outputs/sft-smoke'?` when a sibling of a missing path is a near miss."""
+    import difflib
+
+    parent = path.parent
+    if not parent.is_dir():
+        return ""
+    close = difflib.get_close_matches(path.name, [p.name for p in parent.iterdir()], n=1)
+    return f" (did you mean {str(parent / close[0])!r}?)" if close else ""
+
+
+def model_source_problem(name: str, revision: str | None = None) -> str | None:
+    """Why `model_name_or_path` cannot be loaded, as a sentence with the fix; None when it can (or may)."""
+    from rl_math.tiny import TINY_MODEL_NAME
+
+    if name == TINY_MODEL_NAME:
+        return None
+    path = Path(name).expanduser()
+    if path.is_file():
+        return f"model_name_or_path {name!r} is a file; give the model's folder (the one holding config.json) or a hub id"
+    if path.is_dir():
+        if not any((path / marker).is_file() for marker in ("config.json", "adapter_config.json")):
+            return (
+                f"model folder {name!r} holds no config.json, so it is not a saved model; give the output_dir "
+                "of a finished run (or one of its checkpoint-N folders) or a hub id"
+            )
+        return None
+    if _looks_local(name):
+        return (
+            f"model path {name!r} does not exist{_similar_paths(path)}; give the folder of a saved model "
+            "(the output_dir of a finished run) or a hub id such as Qwen/Qwen2.5-0.5B-Instruct"
+        )
+    if hub_offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
+            return (
+                f"model_name_or_path {name!r} is no local folder, and as a hub id it is not in the cache while the "
+                f"hub is unreachable (HF_HUB_OFFLINE=1); check the path, or download the model once with network "
+                f"(`hf download {name}`)"
+            )
+    return None
+
+
+@contextlib.contextmanager
+def model_source_errors(name: str) -> Iterator[None]:
+    """Loading the tokenizer (the first thing read from a model) fails as one sentence, not a traceback.
+
+    What the preflight cannot know without the network ends here: a hub id that does not exist, or
+    a hub that cannot be reached (after huggingface_hub's retries).
+    """
+    try:
+        yield
+    except OSError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"cannot load {name!r} ({reason}); check the hub id or local path, and the network "
+            "(or export HF_HUB_OFFLINE=1 to use only local folders and the cache)"
+        ) from None
+
+
+def check_model_path(values: dict[str, Any], explicit: set[str]) -> None:
+    """A wrong model path is named before the hub is tried (which offline means a minute of retries)."""
+    if "model_name_or_path" not in values:
+        return
+    names = values["model_name_or_path"]
+    if not names:
+        raise ConfigError("no model given: set model_name_or_path in the config or pass --model_name_or_path PATH_OR_HUB_ID")
+    for name in names if isinstance(names, list) else [names]:
+        if (problem := model_source_problem(name, values.get("model_revision"))) is not None:
+            raise ConfigError(problem)
+
+
+def check_output_dir_writable(values: dict[str, Any], explicit: set[str]) -> None:
+    """output_dir must be (or become) a folder this process can write, known before hours of training."""
+    import tempfile
+
+    if not values.get("output_dir"):
+        return
+    output_dir = str(values["output_dir"])
+    existing = Path(output_dir).expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == Path(output_dir).expanduser().absolute() else f"is inside the file {existing}"
+        raise ConfigError(f"output_dir {output_dir!r} {where}; choose a folder path for the run's outputs")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"output_dir {output_dir!r} cannot be written (creating a file in {existing} failed: {err.strerror}); "
+            "choose a folder you can write to"
+        ) from None
+
+
+def check_resume_path(values: dict[str, Any], explicit: set[str]) -> None:
+    """A resume_from_checkpoint path must exist (true/false and friends are resolved by the recipe)."""
+    from rl_math.training import RESUME_FRESH_WORDS, RESUME_LAST_WORDS
+
+    value = values.get("resume_from_checkpoint")
+    if value is None or str(value).lower() in RESUME_FRESH_WORDS + RESUME_LAST_WORDS:
+        return
+    if not os.path.isdir(value):
+        raise ConfigError(
+            f"resume_from_checkpoint {value!r} is not a checkpoint folder{_similar_paths(Path(value))}; give an "
+            "existing checkpoint-N folder, or true to resume from the last checkpoint in output_dir"
+        )
+
+
+def _wandb_logged_in() -> bool:
+    """W&B can log: a key in the environment or in netrc (`wandb login`), or a mode that needs none."""
+    import netrc
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return True
+    if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true", "yes") or os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+DEFAULT_WANDB_PROJECT = "rl-math"
+
+
+def check_trackers(values: dict[str, Any], explicit: set[str]) -> None:
+    """report_to and push_to_hub fail only after the model loaded (or at the end of the run): check them now."""
+    report_to = values.get("report_to")
+    trackers = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    if "tensorboard" in trackers and not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+        raise ConfigError(
+            "report_to has tensorboard but the tensorboard package is not installed; "
+            "`pip install tensorboard`, or remove tensorboard from report_to"
+        )
+    if "wandb" in trackers:
+        os.environ.setdefault("WANDB_PROJECT", DEFAULT_WANDB_PROJECT)  # not the integration's "huggingface"
+        if importlib.util.find_spec("wandb") is None:
+            raise ConfigError("report_to has wandb but wandb is not installed; `pip install wandb`, or remove it from report_to")
+        if not _wandb_logged_in():
+            raise ConfigError(
+                "report_to has wandb but no W&B key was found; run `wandb login` (or export WANDB_API_KEY), "
+                "or export WANDB_MODE=offline to log locally and `wandb sync` later"
+            )
+    if values.get("push_to_hub"):
+        if hub_offline():
+            raise ConfigError(
+                "push_to_hub is true but HF_HUB_OFFLINE=1 keeps the hub unreachable; unset HF_HUB_OFFLINE, "
+                "or set push_to_hub: false"
+            )
+        from huggingface_hub import get_token
+
+        if not (values.get("hub_token") or get_token()):
+            raise ConfigError(
+                "push_to_hub is true but no Hugging Face token was found; run `hf auth login` (or export HF_TOKEN), "
+                "or set push_to_hub: false"
+            )
+
+
+# The checks every recipe runs on its inputs (each looks only at the fields the recipe has).
+INPUT_CHECKS = (check_value_ranges, check_model_path, check_output_dir_writable, check_resume_path, check_trackers)

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rl_math.data import _LOCAL_SUFFIXES, _local_file, load_prompt_dataset
+from rl_math.config import ConfigError
+from rl_math.data import _local_file, load_prompt_dataset, read_local_file
 from rl_math.gsm8k import solution_reasoning
 from rl_math.prompts import get_prompt_format
 
@@ -146,30 +148,19 @@ def samples_to_sft(samples: Iterable[Mapping[str, Any]]) -> "Dataset":
 
 def passthrough_file(dataset_name: str, split: str) -> str | None:
     """The local file to pass through unchanged, if `dataset_name`/`split` names one with prompt/completion."""
-    try:
-        path = _local_file(dataset_name, split)
-    except FileNotFoundError:
-        return None
+    path = _local_file(dataset_name, split)
     if path is None:
         return None
-    columns = _file_columns(str(path), _LOCAL_SUFFIXES[path.suffix])
+    columns = read_local_file(path).column_names
     return str(path) if set(PASSTHROUGH_COLUMNS) <= set(columns) else None
-
-
-def _file_columns(path: str, builder: str) -> list[str]:
-    from datasets import load_dataset
-
-    return load_dataset(builder, data_files=path, split="train").column_names
 
 
 def load_sft_dataset(
     args: "RecipeArguments", split: str, tokenizer=None, limit: int | None = None, seed: int = 0
 ) -> "Dataset":
     """The SFT recipe's dataset: a prompt/completion file as is, or GSM8K-style problems as targets."""
-    from datasets import load_dataset
-
     if (path := passthrough_file(args.dataset_name, split)) is not None:
-        dataset = load_dataset(_LOCAL_SUFFIXES[path[path.rfind(".") :]], data_files=path, split="train")
+        dataset = read_local_file(Path(path))
         if limit is not None and limit < len(dataset):
             dataset = dataset.shuffle(seed=seed).select(range(limit))
         logger.info("SFT data: %d prompt/completion rows from %s, passed through unchanged", len(dataset), path)
@@ -199,7 +190,7 @@ def drop_overlong(dataset: "Dataset", tokenizer, max_length: int | None) -> "Dat
     if dropped := len(dataset) - len(kept):
         logger.warning("dropped %d of %d SFT rows longer than max_length=%d tokens", dropped, len(dataset), max_length)
     if len(kept) == 0:
-        raise ValueError(f"every SFT row is longer than max_length={max_length}; raise max_length")
+        raise ConfigError(f"every SFT row is longer than max_length={max_length}; raise max_length")
     return kept
 
 

@@ -9,22 +9,27 @@ import os
 import re
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
 from transformers import TrainerCallback
 
-from rl_math.tiny import resolve_model_path
+from rl_math.tiny import TINY_MODEL_NAME, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
 RESOLVED_CONFIG_FILE = "rl_math_config.yaml"
+# resume_from_checkpoint values that are not paths: start fresh, or resume from the last checkpoint.
+RESUME_FRESH_WORDS = ("false", "no", "0", "")
+RESUME_LAST_WORDS = ("true", "yes", "1", "auto", "last")
 FINAL_METRICS_FILE = "final_metrics.json"
 # Written into checkpoint-N last, with every file's size: a checkpoint without it (or with a file
 # of another size) was cut short by a kill or a full disk and is never resumed from.
 CHECKPOINT_COMPLETE_FILE = "rl_math_checkpoint_complete.json"
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+MODEL_CARD_FILE = "README.md"
 
 
 def setup_logging(training_args) -> None:
@@ -33,6 +38,44 @@ def setup_logging(training_args) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", handlers=[logging.StreamHandler(sys.stdout)]
     )
     logging.getLogger("rl_math").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
+    quiet_library_noise()
+
+
+class _DropMessages(logging.Filter):
+    """Drops the log records whose message starts with one of `prefixes`."""
+
+    def __init__(self, *prefixes: str):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+def quiet_library_noise() -> None:
+    """Silence library messages printed on every run that are harmless and leave the user nothing to do.
+
+    - DeepSpeed's "Setting accelerator to CPU ... we were unable to detect it" whenever it is
+      imported on a machine without a GPU (a CPU run knows it has none);
+    - transformers 5's FutureWarning that `is_gradient_checkpointing` is deprecated, raised because
+      TRL 1.16 still reads that alias at every generation and save;
+    - the second copy of every huggingface_hub warning (its retries while the hub is unreachable):
+      it prints them with its own handler and would also pass them on to ours.
+    """
+    logging.getLogger("DeepSpeed").addFilter(_DEEPSPEED_CPU_NOTICE)  # the same filter once, however often called
+    logging.getLogger("huggingface_hub").propagate = False  # without a handler of its own, Python's last resort prints
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+def quiet_tied_weights_warning(trainer) -> None:
+    """On resume, transformers reports a tied `lm_head.weight` as missing from the checkpoint; it is
+    not (it is the embedding matrix, saved once), so the warning is dropped for models that tie them."""
+    if getattr(trainer.model.config, "tie_word_embeddings", False):
+        logging.getLogger("transformers.trainer").addFilter(_TIED_LM_HEAD_MISSING)
+
+
+_DEEPSPEED_CPU_NOTICE = _DropMessages("Setting accelerator to CPU")
+_TIED_LM_HEAD_MISSING = _DropMessages("There were missing keys in the checkpoint model loaded: ['lm_head.weight']")
 
 
 def model_init_kwargs(model_args, training_args) -> dict[str, Any]:
@@ -56,11 +99,14 @@ def load_tokenizer(model_args, trust_remote_code: bool = False):
     """The model's tokenizer, with a pad token (the EOS when the model has none)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_path(model_args.model_name_or_path),
-        revision=model_args.model_revision,
-        trust_remote_code=trust_remote_code,
-    )
+    from rl_math.preflight import model_source_errors
+
+    with model_source_errors(model_args.model_name_or_path):
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_model_path(model_args.model_name_or_path),
+            revision=model_args.model_revision,
+            trust_remote_code=trust_remote_code,
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -217,7 +263,7 @@ def _disk_full(err: BaseException, output_dir: str) -> bool:
 
 def resume_requested(value: object) -> bool:
     """Whether a `resume_from_checkpoint` value asks to resume (true, or a path) rather than start fresh."""
-    return value is not None and str(value).lower() not in ("false", "no", "0", "")
+    return value is not None and str(value).lower() not in RESUME_FRESH_WORDS
 
 
 def previous_run_files(output_dir: str | os.PathLike) -> list[str]:
@@ -237,7 +283,7 @@ def resolve_resume(training_args) -> str | bool | None:
     value = training_args.resume_from_checkpoint
     if not resume_requested(value):
         return None
-    if str(value).lower() in ("true", "yes", "1", "auto", "last"):
+    if str(value).lower() in RESUME_LAST_WORDS:
         checkpoint = last_checkpoint(training_args.output_dir)
         if checkpoint is None:
             logger.info("resume_from_checkpoint: no checkpoint in %s yet, starting fresh", training_args.output_dir)
@@ -299,7 +345,66 @@ def save_run(
         trainer.save_state()
         final = final_log_metrics(trainer) | ({"stop_reason": stop_reason} if stop_reason else {})
         (output_dir / FINAL_METRICS_FILE).write_text(json.dumps(final, indent=2, sort_keys=True))
+        name_base_model_in_card(output_dir, resolved_config.get("model_name_or_path"))
     logger.info("saved model, tokenizer, %s and %s to %s", RESOLVED_CONFIG_FILE, FINAL_METRICS_FILE, output_dir)
+
+
+def log_config_to_trackers(trainer, resolved_config: dict[str, Any]) -> None:
+    """Put rl-math's resolved config (rewards, prompt_format, dataset_name, health_*) into the trackers' run.
+
+    The trackers' own callbacks log only the trainer's arguments, so W&B runs could not be filtered
+    by reward mix. Added after them, this callback's `on_train_begin` sees their runs already open.
+    """
+    from transformers import TrainerCallback
+    from transformers.integrations import TensorBoardCallback, WandbCallback
+
+    callbacks = trainer.callback_handler.callbacks
+
+    class TrackerConfigCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            for callback in callbacks:
+                if isinstance(callback, WandbCallback) and callback._wandb is not None and callback._wandb.run:
+                    callback._wandb.config.update(resolved_config, allow_val_change=True)
+                elif isinstance(callback, TensorBoardCallback) and callback.tb_writer is not None:
+                    text = yaml.safe_dump(resolved_config, sort_keys=True)
+                    callback.tb_writer.add_text("rl_math_config", f"```yaml\n{text}```")
+
+    trainer.add_callback(TrackerConfigCallback())
+
+
+def hub_origin(model: str | None, max_hops: int = 10) -> str | None:
+    """The hub model a local model was trained from, following each run's saved config; None if none.
+
+    A run's folder (or `round_N/model` below it, for expert iteration) holds the config that names
+    the model it started from, which may itself be an earlier run's folder.
+    """
+    for _ in range(max_hops):
+        if not model:
+            return None
+        path = Path(model)
+        if not path.is_dir():
+            return None if model == TINY_MODEL_NAME else model
+        configs = [folder / RESOLVED_CONFIG_FILE for folder in (path, *path.parents[:2])]
+        saved = next((config for config in configs if config.is_file()), None)
+        if saved is None:
+            return None
+        model = (yaml.safe_load(saved.read_text()) or {}).get("model_name_or_path")
+    return None
+
+
+def name_base_model_in_card(output_dir: Path, base_model: str | None) -> None:
+    """TRL's model card links only a hub base model and writes `None` for a local one: name it."""
+    card = output_dir / MODEL_CARD_FILE
+    if not base_model or not card.is_file():
+        return
+    origin = hub_origin(base_model)
+    named = f"`{base_model}`"
+    if origin and origin != base_model:
+        named += f" (trained from [{origin}](https://huggingface.co/{origin}))"
+    text = card.read_text().replace("[None](https://huggingface.co/None)", named)
+    card.write_text(text.replace('model="None"', f'model="{output_dir}"'))
 
 
 def final_log_metrics(trainer) -> dict[str, Any]:
