@@ -53,8 +53,8 @@ done
 exit $rc
 """,
     "accelerate": """#!/bin/bash
+trap 'echo "accelerate got USR1 rank=$SLURM_PROCID" >>"$FAKE_LOG"; exit 0' USR1  # before the log line the test waits for
 echo "accelerate $*" >>"$FAKE_LOG"
-trap 'echo "accelerate got USR1 rank=$SLURM_PROCID" >>"$FAKE_LOG"; exit 0' USR1
 if [[ -n ${FAKE_TRAIN_WAIT:-} ]]; then while :; do sleep 0.02; done; fi
 exit "${FAKE_TRAIN_RC:-0}"
 """,

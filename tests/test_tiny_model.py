@@ -81,3 +81,14 @@ def test_a_bad_model_option_is_a_config_error():
         resolve_model_path(f"{TINY_MODEL_NAME}?hiden_size=32")
     with pytest.raises(ConfigError, match="divisible"):
         resolve_model_path(f"{TINY_MODEL_NAME}?hidden_size=30")
+
+
+def test_the_preflight_accepts_the_tiny_model_with_options_and_names_a_bad_one():
+    import pytest
+
+    from rl_math.config import ConfigError
+    from rl_math.preflight import model_source_problem
+
+    assert model_source_problem(f"{TINY_MODEL_NAME}?hidden_size=32&seed=4") is None
+    with pytest.raises(ConfigError, match="unknown option 'layers'"):
+        model_source_problem(f"{TINY_MODEL_NAME}?layers=3")

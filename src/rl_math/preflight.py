@@ -393,9 +393,9 @@ def _similar_paths(path: Path) -> str:
 
 def model_source_problem(name: str, revision: str | None = None) -> str | None:
     """Why `model_name_or_path` cannot be loaded, as a sentence with the fix; None when it can (or may)."""
-    from rl_math.tiny import TINY_MODEL_NAME
+    from rl_math.tiny import tiny_model_options
 
-    if name == TINY_MODEL_NAME:
+    if tiny_model_options(name) is not None:  # the offline model; a bad option is a ConfigError here
         return None
     path = Path(name).expanduser()
     if path.is_file():
