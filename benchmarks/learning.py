@@ -85,22 +85,20 @@ def overrides_for(stage: str, settings: dict[str, dict[str, Any]]) -> dict[str, 
     return merged
 
 
-def argv_for(stage: str, fields: dict[str, Any]) -> list[str]:
-    argv = [str(stage_config(stage))]
-    for key, value in fields.items():
-        if isinstance(value, list) and key == "model_name_or_path":
-            argv += [f"--{key}", *map(str, value)]
-        elif isinstance(value, (list, dict)):
-            argv += [f"--{key}", json.dumps(value)]
-        else:
-            argv += [f"--{key}", str(value)]
-    return argv
+def argv_for(stage: str, fields: dict[str, Any], folder: Path) -> list[str]:
+    """Write the stage's config with the fields merged in (folder/STAGE.yaml, re-runnable as is); its argv."""
+    config = yaml.safe_load(stage_config(stage).read_text())
+    config.update({key: str(value) if isinstance(value, Path) else value for key, value in fields.items()})
+    path = folder / f"{stage}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return [str(path)]
 
 
 def negated_rewards(settings: dict[str, dict[str, Any]]) -> list[dict]:
     """The GRPO stage's reward list (its config's, or --set grpo.rewards) with correctness's weight negated."""
     specs = overrides_for("grpo", settings).get("rewards") or yaml.safe_load(stage_config("grpo").read_text())["rewards"]
-    return [dict(s, weight=-s.get("weight", 1.0)) if s["name"] == "correctness" else s for s in specs]
+    return [dict(s, weight=-s.get("weight", 1.0), negative_weight_ok=True) if s["name"] == "correctness" else s
+            for s in specs]
 
 
 def write_shuffled_split(dataset_name: str, folder: Path, seed: int) -> str:
@@ -146,7 +144,7 @@ def run_seed(seed: int, out: Path, settings: dict[str, dict[str, Any]], stages: 
 
     def timed(stage: str, recipe: str, fields: dict[str, Any]) -> None:
         started = time.time()
-        argv = argv_for(stage if recipe != "grpo" else "grpo", {**overrides_for(stage, settings), **fields})
+        argv = argv_for(stage, {**overrides_for(stage, settings), **fields}, out)
         print(f"[seed {seed}] {stage}: {recipe}.py {' '.join(argv)}", flush=True)
         _recipe(recipe).main(argv)
         seconds[stage] = round(time.time() - started, 1)
@@ -173,7 +171,7 @@ def run_seed(seed: int, out: Path, settings: dict[str, dict[str, Any]], stages: 
 
     started = time.time()
     eval_fields = {**overrides_for("eval", settings), "model_name_or_path": list(models.values()), "output_dir": out / "eval"}
-    _recipe("evaluate").main(argv_for("eval", eval_fields))
+    _recipe("evaluate").main(argv_for("eval", eval_fields, out))
     eval_seconds = round(time.time() - started, 1)
     by_path = {m["path"]: m for m in json.loads((out / "eval" / "metrics.json").read_text())["models"].values()}
     results = {}

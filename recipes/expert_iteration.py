@@ -27,10 +27,12 @@ from rl_math.expert_iteration import (
     changed_settings,
     default_filter,
     describe_filter,
+    evaluate_start,
     resume_point,
     round_dir,
     run_round,
     validate_filter,
+    warn_if_worse_than_start,
 )
 from rl_math.generation import resolve_use_vllm
 from rl_math.prompts import default_reward_specs
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         script_args=script_args, training_args=training_args, model_args=model_args, ei_args=ei_args,
         filter_specs=filter_specs, reward_specs=reward_specs, history=history, resolved_config=resolved,
     )
+    if eval_set is not None:
+        evaluate_start(ctx)
     for round_index in range(next_round, ei_args.ei_rounds + 1):
         round_dir(output_dir, round_index).mkdir(parents=True, exist_ok=True)
         (round_dir(output_dir, round_index) / RESOLVED_CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=True))
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             logger.info("stopped by a signal during round %d; rerun the command to resume", round_index)
             break
         model_path = metrics["model_path"]
+    warn_if_worse_than_start(ctx)
     return ctx.history
 
 

@@ -20,11 +20,12 @@ from rl_math import preflight
 from rl_math.config import RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
 from rl_math.generation import stop_token_ids
+from rl_math.group_signal import GroupSignalRecorder
 from rl_math.health import HEALTH_STOP_EXIT_CODE, HealthArguments, build_health_callback, health_stop_reason
 from rl_math.in_run_eval import InRunEvalArguments, build_in_run_eval, load_best_model
 from rl_math.preemption import PreemptionCallback
 from rl_math.prompts import default_reward_specs
-from rl_math.rewards import build_rewards
+from rl_math.rewards import build_rewards, reward_name
 from rl_math.tiny import resolve_model_path
 from rl_math.training import (
     check_data_parallel,
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.check_checkpoints_at_generation_boundaries,
             preflight.check_vllm,
             preflight.check_no_reward_weights,
+            preflight.warn_negative_correctness,
             preflight.warn_pure_bf16_training,
             preflight.check_grpo_sampling,
             *preflight.INPUT_CHECKS,
@@ -85,6 +87,10 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         },
     )
     preflight.check_reward_columns(reward_funcs, train_dataset.column_names)
+    # every step logs which groups carry a signal, and of which kind (groups/no_signal, groups/shape_only)
+    reward_funcs = GroupSignalRecorder(
+        [reward_name(f) for f in reward_funcs], reward_weights, training_args.num_generations
+    ).wrap(reward_funcs)
     training_args.reward_weights = reward_weights
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
     logger.info("rewards: %s", ", ".join(f"{f.__name__}×{w:g}" for f, w in zip(reward_funcs, reward_weights)))

@@ -423,3 +423,21 @@ def test_training_logs_never_judge_accuracy():
     monitor = HealthMonitor(HealthArguments(health_patience=1), reward_names=REWARDS)
     monitor.observe({"eval_accuracy": 0.5}, step=0)
     assert monitor.observe(trl_log(), step=1) == []
+
+
+def test_reward_trap_reads_the_robust_no_signal_share_over_trls():
+    monitor = HealthMonitor(HealthArguments(health_patience=1), reward_names=REWARDS)
+    alarms = monitor.observe(trl_log(frac_reward_zero_std=0.3, groups__no_signal=0.95), step=1)
+    assert [a.condition for a in alarms] == ["reward_trap"]
+    assert alarms[0].evidence["groups/no_signal"] == 0.95
+
+
+def test_shape_only_fires_when_most_groups_train_format_alone():
+    monitor = HealthMonitor(HealthArguments(health_patience=2), reward_names=REWARDS)
+    fired = [a.condition for step in (1, 2) for a in monitor.observe(trl_log(groups__shape_only=0.7), step=step)]
+    assert fired == ["shape_only"]
+
+
+def test_shape_only_stays_quiet_when_answers_drive_the_signal():
+    monitor = HealthMonitor(HealthArguments(health_patience=1), reward_names=REWARDS)
+    assert monitor.observe(trl_log(groups__shape_only=0.1), step=1) == []

@@ -130,3 +130,8 @@ def test_field_names_do_not_clash_with_the_trainer_configs():
     ours = {f.name for f in dataclasses.fields(InRunEvalArguments)}
     for other in (GRPOConfig, SFTConfig, ModelConfig, RecipeArguments, HealthArguments):
         assert ours.isdisjoint(f.name for f in dataclasses.fields(other)), other.__name__
+
+
+def test_an_evaluation_step_keeps_its_training_log(grpo_run):
+    # CallbackHandler.on_log clears should_log: the eval log must not swallow the loss logged at that step
+    assert {e["step"] for e in log_history(grpo_run) if "loss" in e} == {1, 2, 3}

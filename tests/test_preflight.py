@@ -231,3 +231,15 @@ def test_resuming_a_checkpoint_inside_a_generation_warns(caplog):
     assert not caplog.text
     warn_resume_inside_generation(args, "out/checkpoint-7")
     assert "checkpoint-7 was written inside a generation" in caplog.text
+
+
+def test_a_negative_correctness_weight_is_warned_unless_marked_as_meant(caplog):
+    from rl_math.preflight import warn_negative_correctness
+
+    with caplog.at_level("WARNING"):
+        warn_negative_correctness({"rewards": [{"name": "correctness", "weight": -1.0}]}, set())
+    assert "answer WRONG" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        warn_negative_correctness({"rewards": [{"name": "correctness", "weight": -1.0, "negative_weight_ok": True}]}, set())
+    assert caplog.text == ""

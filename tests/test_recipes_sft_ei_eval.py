@@ -127,6 +127,15 @@ def test_ei_round_writes_samples_accepted_model_and_metrics(ei_run):
 
 
 @slow
+def test_ei_evaluates_the_starting_model_once_as_the_bar_for_every_round(ei_run):
+    out, result = ei_run
+    start = json.loads((out / "start_eval.json").read_text())
+    assert start["model_path"] == "rl-math:tiny-qwen2"
+    assert start["eval"]["n_questions"] == 8
+    assert re.search(r"start: eval accuracy \d\.\d{4} on 8 questions", result.stdout)
+
+
+@slow
 def test_ei_resumes_after_the_finished_round(ei_run):
     out, _ = ei_run
     finished = (out / "round_1" / "metrics.json").read_text()

@@ -500,6 +500,37 @@ def evaluate_round(ctx: RoundContext, model_path: str, rdir: Path, round_index: 
     return metrics
 
 
+START_EVAL_FILE = "start_eval.json"
+
+
+def evaluate_start(ctx: RoundContext) -> dict[str, Any]:
+    """The starting model's held-out accuracy (round 0), once per output_dir: the bar every round must clear."""
+    path = ctx.output_dir / START_EVAL_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    start_dir = ctx.output_dir / "start"
+    start_dir.mkdir(parents=True, exist_ok=True)
+    metrics = {"model_path": ctx.base_model, "eval": evaluate_round(ctx, ctx.base_model, start_dir, 0)}
+    write_json_atomic(path, metrics)
+    logger.info("start: eval accuracy %.4f on %d questions (the bar for every round)", metrics["eval"]["accuracy"],
+                metrics["eval"]["n_questions"])
+    return metrics
+
+
+def warn_if_worse_than_start(ctx: RoundContext, tolerance: float = 0.05) -> None:
+    """Say loudly when the last round answers fewer held-out questions than the starting model did."""
+    path = ctx.output_dir / START_EVAL_FILE
+    last = next((m["eval"] for m in reversed(ctx.history) if m.get("eval")), None)
+    if not path.is_file() or last is None:
+        return
+    start = json.loads(path.read_text())["eval"]["accuracy"]
+    if last["accuracy"] < start - tolerance:
+        logger.warning(
+            "the last round's held-out accuracy %.4f is below the starting model's %.4f: expert iteration made the "
+            "model worse; look at the accepted samples (round_N/accepted.jsonl) and the filter", last["accuracy"], start,
+        )
+
+
 def run_round(ctx: RoundContext, round_index: int, model_path: str) -> dict[str, Any] | None:
     """Run (or finish) one round from `model_path`; return its metrics (None if preempted)."""
     args = ctx.ei_args

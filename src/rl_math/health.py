@@ -9,7 +9,12 @@ when a condition holds for ``health_patience`` consecutive logs:
 ==================  ===============================================================  ==================
 condition           fires when                                                       default threshold
 ==================  ===============================================================  ==================
-``reward_trap``     ``frac_reward_zero_std`` ≥ threshold (most groups give no signal)  0.9
+``reward_trap``     ``groups/no_signal`` (rl-math's float64 count, see                0.9
+                    :mod:`rl_math.group_signal`; else TRL's ``frac_reward_zero_std``)
+                    ≥ threshold (most groups give no signal)
+``shape_only``      ``groups/shape_only`` ≥ threshold: most groups are all right or     0.5
+                    all wrong yet their shaping rewards differ, so GRPO trains format
+                    alone
 ``all_truncated``   ``completions/clipped_ratio`` ≥ threshold                          0.95
 ``zero_loss``       ``|loss|`` and ``grad_norm`` both ≤ tolerance                      1e-8
 ``entropy_blowup``  ``entropy`` > factor × its mean over the first logs                3.0 × first 3 logs
@@ -71,6 +76,8 @@ HEALTH_STOP_EXIT_CODE = 3
 # The scalar metrics the monitor reads; `rewards/<name>/mean` for every reward is added to these.
 WATCHED_METRICS = (
     "frac_reward_zero_std",
+    "groups/no_signal",  # rl_math.group_signal: robust where TRL's float32 isclose is not
+    "groups/shape_only",
     "reward",
     "reward_std",
     "completions/clipped_ratio",
@@ -109,8 +116,8 @@ class HealthArguments:
         default=None,
         metadata={
             "help": "Per-condition action overriding health_action, e.g. {reward_trap: stop, kl_runaway: 'off'}. "
-            "Conditions: reward_trap, all_truncated, zero_loss, entropy_blowup, kl_runaway, format_hacking, "
-            "non_finite, accuracy_drop; actions: warn, stop, off."
+            "Conditions: reward_trap, shape_only, all_truncated, zero_loss, entropy_blowup, kl_runaway, "
+            "format_hacking, accuracy_drop, non_finite; actions: warn, stop, off."
         },
     )
     health_zero_std_threshold: float = dataclasses.field(
@@ -139,6 +146,10 @@ class HealthArguments:
         metadata={"help": "format_hacking: format reward up and correctness down by at least this much."},
     )
 
+    health_shape_only_threshold: float = dataclasses.field(
+        default=0.5,
+        metadata={"help": "shape_only: fraction of groups whose correctness is constant but whose total reward varies."},
+    )
     health_accuracy_drop: float = dataclasses.field(
         default=0.05,
         metadata={"help": "accuracy_drop: held-out accuracy this far (a fraction) below its step-0 baseline."},
@@ -160,7 +171,7 @@ class HealthArguments:
                     f"got {action!r}{hint}"
                 )
         _require(self.health_patience >= 1, "health_patience", "an integer ≥ 1", self.health_patience)
-        for name in ("health_zero_std_threshold", "health_clipped_ratio_threshold"):
+        for name in ("health_zero_std_threshold", "health_clipped_ratio_threshold", "health_shape_only_threshold"):
             value = getattr(self, name)
             _require(0.0 < value <= 1.0, name, "a fraction in (0, 1]", value)
         _require(self.health_zero_tolerance >= 0.0, "health_zero_tolerance", "a number ≥ 0", self.health_zero_tolerance)
@@ -213,6 +224,13 @@ CONDITIONS: dict[str, Condition] = {
             "check the reward weights (correctness must dominate a format-only credit every completion gets) "
             "and that the correctness parser accepts the answer shape the prompt asks for; raise temperature "
             "or num_generations so completions in a group differ; drop problems the model always or never solves",
+        ),
+        Condition(
+            "shape_only",
+            "most groups' answers are all right or all wrong, yet their shaping rewards differ: GRPO is training "
+            "format and length, not answers (the reward trap of shaped mixes under per-group scaling)",
+            "make correctness the only reward that counts in such groups (gate the shaping rewards, or drop them), "
+            "use data the model sometimes solves, raise num_generations",
         ),
         Condition(
             "all_truncated",
@@ -335,6 +353,7 @@ class HealthMonitor:
         self.format_rewards = [n for n in self.reward_names if n in FORMAT_REWARDS]
         self.checks: dict[str, Callable[[dict[str, float | None]], Verdict]] = {
             "reward_trap": self._reward_trap,
+            "shape_only": self._shape_only,
             "all_truncated": self._all_truncated,
             "zero_loss": self._zero_loss,
             "entropy_blowup": self._entropy_blowup,
@@ -410,16 +429,27 @@ class HealthMonitor:
 
     # -- the checks ----------------------------------------------------------------------------
     def _reward_trap(self, m: dict[str, float | None]) -> Verdict:
-        frac = m.get("frac_reward_zero_std")
+        key = "groups/no_signal" if m.get("groups/no_signal") is not None else "frac_reward_zero_std"
+        frac = m.get(key)
         if frac is None or not math.isfinite(frac):
             return None
         if frac < self.args.health_zero_std_threshold:
             return False
-        evidence = {"frac_reward_zero_std": frac, "threshold": self.args.health_zero_std_threshold}
+        evidence = {key: frac, "threshold": self.args.health_zero_std_threshold}
         for key in ("reward", "reward_std"):
             if m.get(key) is not None:
                 evidence[key] = m[key]
         # the component means tell which trap: all-fail, all-pass, or a format-only credit
+        evidence.update({k: v for k, v in m.items() if k.startswith("rewards/") and v is not None})
+        return evidence
+
+    def _shape_only(self, m: dict[str, float | None]) -> Verdict:
+        share = m.get("groups/shape_only")
+        if share is None or not math.isfinite(share):
+            return None
+        if share < self.args.health_shape_only_threshold:
+            return False
+        evidence = {"groups/shape_only": share, "threshold": self.args.health_shape_only_threshold}
         evidence.update({k: v for k, v in m.items() if k.startswith("rewards/") and v is not None})
         return evidence
 
@@ -619,14 +649,7 @@ def build_health_callback(health_args: HealthArguments, reward_funcs: list) -> l
     """
     if not health_args.health_monitor:
         return []
-    names = [_reward_name(f) for f in reward_funcs]
+    from rl_math.rewards import reward_name
+
+    names = [reward_name(f) for f in reward_funcs]
     return [HealthCallback(health_args, reward_names=names)]
-
-
-def _reward_name(func: Any) -> str:
-    """The name TRL logs a reward under: partials unwrapped, classes by their class name."""
-    import functools
-
-    while isinstance(func, functools.partial):
-        func = func.func
-    return getattr(func, "__name__", None) or type(func).__name__

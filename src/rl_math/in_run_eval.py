@@ -169,7 +169,9 @@ class HeldOutAccuracyCallback(TrainerCallback):
             results = [r for part in gathered for r in part]
         metrics = accuracy_metrics(summarize(results, self.golds, 1))
         metrics["eval_seconds"] = round(time.time() - started, 2)
+        should_log = trainer.control.should_log
         Trainer.log(trainer, metrics)  # the base Trainer's log: TRL's would flush its training averages early
+        trainer.control.should_log = should_log  # on_log clears it, which would drop this step's training log
         self.last_step = state.global_step
         self.history.append((state.global_step, metrics[METRIC]))
         if state.is_world_process_zero:

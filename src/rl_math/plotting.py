@@ -43,6 +43,7 @@ PANELS: tuple[tuple[str, str, str], ...] = (
 # One colour per health condition, the same in every figure (runs use C0, C1, ...)
 ALARM_COLORS = {
     "reward_trap": "tab:red",
+    "shape_only": "gold",
     "all_truncated": "tab:purple",
     "zero_loss": "black",
     "entropy_blowup": "tab:brown",
@@ -253,7 +254,9 @@ def _draw_run(axes: dict[str, Any], run: RunLog, index: int, many: bool) -> None
     line("length", "completions/mean_length", "mean", 0)
     line("length", "completions/mean_terminated_length", "mean of terminated", 1)
     line("clipped_ratio", "completions/clipped_ratio", "clipped ratio", 0)
-    line("zero_std", "frac_reward_zero_std", "frac_reward_zero_std", 0)
+    line("zero_std", "frac_reward_zero_std", "frac_reward_zero_std (TRL)", 0)
+    line("zero_std", "groups/no_signal", "groups/no_signal", 1)
+    line("zero_std", "groups/shape_only", "groups/shape_only (format-only signal)", 2)
     line("entropy_kl", "entropy", "entropy", 0)
     line("loss", "loss", "loss", 0)
     line("grad_norm", "grad_norm", "grad_norm", 0)

@@ -308,6 +308,18 @@ def check_reward_columns(reward_funcs: list, column_names: list[str]) -> None:
             )
 
 
+def warn_negative_correctness(values: dict[str, Any], explicit: set[str]) -> None:
+    """A negative weight on correctness trains the model to answer wrong: say so, unless the YAML says it is meant."""
+    for spec in values.get("rewards") or []:
+        if isinstance(spec, dict) and spec.get("name") == "correctness" and spec.get("weight", 1.0) < 0:
+            if not spec.get("negative_weight_ok"):
+                logger.warning(
+                    "correctness has weight %g: GRPO will train the model to answer WRONG; if that is meant (a "
+                    "control run), add negative_weight_ok: true to that reward, else make the weight positive",
+                    spec["weight"],
+                )
+
+
 def check_no_reward_weights(values: dict[str, Any], explicit: set[str]) -> None:
     """Weights live beside each reward in `rewards:`; TRL's own list would silently be replaced."""
     if values.get("reward_weights") is not None:  # a saved config's `reward_weights: null` is fine

@@ -46,6 +46,7 @@ __all__ = [
     "correctness",
     "get_reward",
     "repetition_penalty",
+    "reward_name",
     "required_columns",
     "termination",
     "think_format",
@@ -58,7 +59,8 @@ RewardFunc = Callable[..., list]
 TRL_ARGUMENTS = frozenset(
     {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
 )
-SPEC_KEYS = ("name", "weight")
+# `negative_weight_ok: true` says a negative weight on correctness is meant (a control run), not a typo
+SPEC_KEYS = ("name", "weight", "negative_weight_ok")
 # A custom reward's calls are bounded: `{name: my_pkg.mod:fn, timeout: 60}` (seconds per batch).
 TIMEOUT_KEY = "timeout"
 DEFAULT_CUSTOM_REWARD_TIMEOUT_S = 600.0
@@ -723,7 +725,10 @@ def validate_reward_specs(specs: object) -> list[dict]:
             get_reward(name, **params)
         except ValueError as error:
             raise ValueError(f"rewards[{index}]: {error}") from None
-        normalised.append({"name": name.strip(), "weight": float(weight), **params})
+        if not isinstance(spec.get("negative_weight_ok", False), bool):
+            raise ValueError(f"rewards[{index}] ({name!r}): negative_weight_ok must be true or false")
+        extra = {"negative_weight_ok": True} if spec.get("negative_weight_ok") else {}
+        normalised.append({"name": name.strip(), "weight": float(weight), **extra, **params})
     names = [spec["name"] for spec in normalised]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -764,3 +769,16 @@ def build_rewards(specs: object, context: Mapping | None = None) -> tuple[list[R
         reward_funcs.append(get_reward(spec["name"], **params))
         reward_weights.append(spec["weight"])
     return reward_funcs, reward_weights
+
+
+def reward_name(func: object) -> str:
+    """The name TRL logs a reward under (`rewards/<name>/mean`): partials unwrapped, classes by their class name.
+
+    >>> reward_name(get_reward("termination", eos_token_ids=[2]))
+    'termination'
+    """
+    import functools
+
+    while isinstance(func, functools.partial):
+        func = func.func
+    return getattr(func, "__name__", None) or type(func).__name__
