@@ -184,9 +184,29 @@ def run_seed(seed: int, out: Path, settings: dict[str, dict[str, Any]], stages: 
             "well_formed_rate": metrics["well_formed_rate"],
             "mean_completion_tokens": metrics["mean_completion_tokens"],
             "seconds": seconds.get(stage, 0.0),
+            **in_run_record(Path(path)),
         }
     results["_eval_seconds"] = eval_seconds
     return results
+
+
+def in_run_record(model_dir: Path) -> dict[str, Any]:
+    """What a trained stage logged about itself: held-out accuracy over steps, why it stopped, eval overhead."""
+    state_file, final_file = model_dir / "trainer_state.json", model_dir / "final_metrics.json"
+    if not state_file.is_file():
+        return {}
+    history = json.loads(state_file.read_text())["log_history"]
+    final = json.loads(final_file.read_text()) if final_file.is_file() else {}
+    evals = [e for e in history if "eval_accuracy" in e]
+    record: dict[str, Any] = {"steps": final.get("step") or max((e.get("step", 0) for e in history), default=0)}
+    if evals:
+        record["held_out_curve"] = [[e["step"], e["eval_accuracy"]] for e in evals]
+        runtime = final.get("train_runtime")
+        if runtime:
+            record["eval_overhead"] = sum(e.get("eval_seconds", 0.0) for e in evals) / runtime
+    if final.get("stop_reason"):
+        record["stop_reason"] = final["stop_reason"]
+    return record
 
 
 # --------------------------------------------------------------------------------------------

@@ -702,3 +702,45 @@ def test_a_custom_reward_runs_with_the_callers_grad_mode():
     with torch.no_grad():
         func(completions=["a"])
     assert seen == [False]
+
+
+# -- gate: correct ------------------------------------------------------------------------------
+
+
+def _gated_mix():
+    return build_rewards(
+        [{"name": "correctness"}, {"name": "boxed_format", "weight": 0.2, "gate": "correct"},
+         {"name": "termination", "weight": 0.2, "gate": "correct"}],
+        context={"eos_token_ids": [2], "max_completion_length": 4},
+    )
+
+
+def test_a_gated_shaping_reward_pays_nothing_on_a_wrong_answer():
+    funcs, _ = _gated_mix()
+    assert funcs[1](completions=["\\boxed{5}"], answer=["4"]) == [0.0]
+
+
+def test_a_gated_shaping_reward_still_ranks_correct_answers():
+    funcs, _ = _gated_mix()
+    assert funcs[1](completions=["\\boxed{4}"], answer=["4"]) == [1.0]
+
+
+def test_a_gated_penalty_still_charges_a_correct_answer_cut_off_at_the_limit():
+    funcs, _ = _gated_mix()
+    values = funcs[2](completions=["\\boxed{4}", "\\boxed{4}"], answer=["4", "4"], completion_ids=[[1, 2], [1, 1, 1, 1]])
+    assert values == [1.0, -1.0]
+
+
+def test_a_gated_reward_keeps_its_logged_name():
+    funcs, _ = _gated_mix()
+    assert [f.__name__ for f in funcs] == ["correctness", "boxed_format", "termination"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [({"name": "boxed_format", "gate": "sometimes"}, "gate must be one of correct"),
+     ({"name": "correctness", "gate": "correct"}, "takes no gate")],
+)
+def test_a_bad_gate_is_named(spec, message):
+    with pytest.raises(ValueError, match=message):
+        validate_reward_specs([spec])

@@ -59,8 +59,10 @@ RewardFunc = Callable[..., list]
 TRL_ARGUMENTS = frozenset(
     {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
 )
-# `negative_weight_ok: true` says a negative weight on correctness is meant (a control run), not a typo
-SPEC_KEYS = ("name", "weight", "negative_weight_ok")
+# `negative_weight_ok: true` says a negative weight on correctness is meant (a control run), not a typo;
+# `gate: correct` makes a shaping reward count only on correct completions (see gate_on_correct)
+SPEC_KEYS = ("name", "weight", "negative_weight_ok", "gate")
+GATES = ("correct",)
 # A custom reward's calls are bounded: `{name: my_pkg.mod:fn, timeout: 60}` (seconds per batch).
 TIMEOUT_KEY = "timeout"
 DEFAULT_CUSTOM_REWARD_TIMEOUT_S = 600.0
@@ -728,6 +730,12 @@ def validate_reward_specs(specs: object) -> list[dict]:
         if not isinstance(spec.get("negative_weight_ok", False), bool):
             raise ValueError(f"rewards[{index}] ({name!r}): negative_weight_ok must be true or false")
         extra = {"negative_weight_ok": True} if spec.get("negative_weight_ok") else {}
+        if "gate" in spec:
+            if spec["gate"] not in GATES:
+                raise ValueError(f"rewards[{index}] ({name!r}): gate must be one of {', '.join(GATES)}, got {spec['gate']!r}")
+            if str(name).strip() == "correctness":
+                raise ValueError(f"rewards[{index}]: correctness is what gates the others; it takes no gate")
+            extra["gate"] = spec["gate"]
         normalised.append({"name": name.strip(), "weight": float(weight), **extra, **params})
     names = [spec["name"] for spec in normalised]
     duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -766,9 +774,33 @@ def build_rewards(specs: object, context: Mapping | None = None) -> tuple[list[R
         for key, value in (context or {}).items():
             if key in accepted and key not in params and value is not None:
                 params[key] = value
-        reward_funcs.append(get_reward(spec["name"], **params))
+        func = get_reward(spec["name"], **params)
+        reward_funcs.append(gate_on_correct(func) if spec.get("gate") == "correct" else func)
         reward_weights.append(spec["weight"])
     return reward_funcs, reward_weights
+
+
+def gate_on_correct(func: RewardFunc) -> RewardFunc:
+    r"""`func`, counted only on completions that `correctness` scores 1.0 (0.0 elsewhere).
+
+    GRPO normalises rewards per group: in a group whose answers are all wrong, correctness is
+    constant and any shaping difference becomes a full-size advantage, so the model learns format
+    instead of answers. Gated, a shaping reward gives no signal there, while on correct answers it
+    still ranks them (a correct answer cut off at the token limit is still charged by
+    `termination`, so correct-but-endless completions do not win).
+
+    >>> gated = gate_on_correct(get_reward("boxed_format"))
+    >>> gated.__name__, gated(completions=["\\boxed{4}", "\\boxed{5}", "4"], answer=["4", "4", "4"])
+    ('boxed_format', [1.0, 0.0, 0.0])
+    """
+    @functools.wraps(func)
+    def gated(*args, **kwargs):
+        values = func(*args, **kwargs)
+        correct = correctness(*args, **{k: v for k, v in kwargs.items() if k in ("completions", "answer")})
+        return [value if is_right == 1.0 else 0.0 for value, is_right in zip(values, correct)]
+
+    gated.__name__ = reward_name(func)
+    return gated
 
 
 def reward_name(func: object) -> str:
