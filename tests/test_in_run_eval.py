@@ -135,3 +135,33 @@ def test_field_names_do_not_clash_with_the_trainer_configs():
 def test_an_evaluation_step_keeps_its_training_log(grpo_run):
     # CallbackHandler.on_log clears should_log: the eval log must not swallow the loss logged at that step
     assert {e["step"] for e in log_history(grpo_run) if "loss" in e} == {1, 2, 3}
+
+
+def test_with_use_vllm_the_trainers_engine_answers_greedily_and_gets_its_settings_back(tiny_tokenizer):
+    import types
+
+    class FakeEngine:
+        temperature, repetition_penalty, max_completion_length = 1.0, 1.1, 256
+        synced = 0
+
+        def sync_weights(self):
+            self.synced += 1
+
+        def generate(self, prompts, images, num_generations):
+            self.seen = (self.temperature, self.repetition_penalty, self.max_completion_length, num_generations)
+            end = tiny_tokenizer.convert_tokens_to_ids("<|im_end|>")
+            return prompts, [[5, 6, end], [7] * self.max_completion_length], None, None
+
+    engine = FakeEngine()
+    trainer = types.SimpleNamespace(vllm_generation=engine, use_vllm=True, processing_class=tiny_tokenizer,
+                                    state=TrainerState(global_step=10), _last_loaded_step=0)
+    callback = HeldOutAccuracyCallback(InRunEvalArguments(eval_accuracy_steps=5), {"prompt": [], "answer": []},
+                                       prompt_format="boxed", reward_specs=[], max_new_tokens=8,
+                                       stop_ids=[tiny_tokenizer.convert_tokens_to_ids("<|im_end|>")]).attach(trainer)
+    from rl_math.generation import SamplingSettings
+
+    generations = callback._generate_with_trainer_vllm([[1, 2], [3]], SamplingSettings(max_new_tokens=8))
+    assert engine.seen == (0.0, 1.0, 8, 1)  # greedy, no repetition penalty, the eval's token limit
+    assert (engine.temperature, engine.repetition_penalty, engine.max_completion_length) == (1.0, 1.1, 256)
+    assert engine.synced == 1 and trainer._last_loaded_step == 10  # the engine saw the current policy
+    assert generations.eos == [True, False] and generations.truncated == [False, True]

@@ -226,7 +226,7 @@ class HFGenerator:
                 for job, row in zip(batch, generated[:, width:].tolist()):
                     out_ids[job] = row
                 progress.update(len(batch))
-        return _collect(out_ids, len(prompt_ids), settings, stop_ids, self.tokenizer)
+        return collect_generations(out_ids, len(prompt_ids), settings, stop_ids, self.tokenizer)
 
     def close(self) -> None:
         del self.model
@@ -277,7 +277,7 @@ class VLLMGenerator:
                 if completion.finish_reason == "stop" and (not ids or ids[-1] not in stop_ids):
                     ids.append(stop_ids[0])  # vLLM left the stop token out: keep `ids` ending in it
                 out_ids[(p, s)] = ids
-        return _collect(out_ids, len(prompt_ids), settings, stop_ids, self.tokenizer)
+        return collect_generations(out_ids, len(prompt_ids), settings, stop_ids, self.tokenizer)
 
     def close(self) -> None:
         engine = getattr(self.llm, "llm_engine", None)
@@ -291,7 +291,8 @@ class VLLMGenerator:
         _free_memory()
 
 
-def _collect(out_ids: dict, n_prompts: int, settings: SamplingSettings, stop_ids: list[int], tokenizer) -> Generations:
+def collect_generations(out_ids: dict, n_prompts: int, settings: SamplingSettings, stop_ids: list[int], tokenizer) -> Generations:
+    """Generated ids by (prompt, sample) → :class:`Generations`: cut after the first stop token, decoded."""
     result = Generations(num_samples=settings.num_samples)
     for p in range(n_prompts):
         for s in range(settings.num_samples):

@@ -29,9 +29,10 @@ checkpoints are saved (``save_strategy`` not ``no``), a new best also saves a ch
 leave room for RL, as the learning benchmark does). The health monitor's ``accuracy_drop``
 alarm reads ``eval_accuracy`` against the step-0 baseline.
 
-Generation uses HF ``generate`` on the trainer's own (unwrapped) model, batched, under
-``torch.inference_mode`` and with the random state restored afterwards, so training and resume
-stay exact. Under several processes each rank answers its share of the questions and the
+Generation is the fastest at hand: the trainer's own vLLM engine when ``use_vllm`` is on
+(colocate or server; greedy, weights synced as TRL syncs them; no second engine), else HF
+``generate`` on the trainer's own (unwrapped) model, batched, under ``torch.inference_mode`` and
+with the random state restored afterwards, so training and resume stay exact. Under several processes each rank answers its share of the questions and the
 results are gathered, so every rank logs the same numbers.
 """
 
@@ -148,16 +149,19 @@ class HeldOutAccuracyCallback(TrainerCallback):
         golds = [self.golds[i] for i in share]
         settings = SamplingSettings(num_samples=1, temperature=0.0, max_new_tokens=self.max_new_tokens)
         tokenizer = trainer.processing_class
-        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model, torch.random.fork_rng(
-            devices=[]
-        ):
-            was_training = model.training
-            model.eval()
-            try:
-                generator = HFGenerator.for_loaded_model(model, tokenizer, self.args.eval_generation_batch_size)
-                generations = generator.generate(render_prompts(tokenizer, prompts), settings, self.stop_ids)
-            finally:
-                model.train(was_training)
+        prompt_ids = render_prompts(tokenizer, prompts)
+        if getattr(trainer, "vllm_generation", None) is not None and getattr(trainer, "use_vllm", False):
+            generations = self._generate_with_trainer_vllm(prompt_ids, settings)
+        else:
+            with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model, \
+                    torch.random.fork_rng(devices=[]):
+                was_training = model.training
+                model.eval()
+                try:
+                    generator = HFGenerator.for_loaded_model(model, tokenizer, self.args.eval_generation_batch_size)
+                    generations = generator.generate(prompt_ids, settings, self.stop_ids)
+                finally:
+                    model.train(was_training)
         results = score_generations(prompts, golds, generations, prompt_format=self.prompt_format,
                                     reward_specs=self.reward_specs, stop_ids=self.stop_ids,
                                     max_new_tokens=self.max_new_tokens)
@@ -178,6 +182,32 @@ class HeldOutAccuracyCallback(TrainerCallback):
             logger.info("step %d: held-out accuracy %.1f%% (%d questions, %.1f s)", state.global_step,
                         100 * metrics[METRIC], len(self.prompts), metrics["eval_seconds"])
         return metrics
+
+    def _generate_with_trainer_vllm(self, prompt_ids: list[list[int]], settings):
+        """Greedy answers from the trainer's own vLLM engine (colocate or server): no second engine is started.
+
+        TRL's `VLLMGeneration.generate` reads its sampling settings from attributes: they are set
+        for greedy decoding with this evaluation's token limit and restored afterwards. Weights are
+        synced first when the policy changed since the engine last saw it, as TRL does.
+        """
+        from rl_math.generation import collect_generations
+
+        trainer = self.trainer
+        engine = trainer.vllm_generation
+        if trainer.state.global_step != getattr(trainer, "_last_loaded_step", None):
+            engine.sync_weights()
+            trainer._last_loaded_step = trainer.state.global_step
+        greedy = {"temperature": 0.0, "repetition_penalty": 1.0, "max_completion_length": settings.max_new_tokens}
+        saved = {name: getattr(engine, name) for name in greedy}
+        try:
+            for name, value in greedy.items():
+                setattr(engine, name, value)
+            _, completion_ids, _, _ = engine.generate(prompts=prompt_ids, images=None, num_generations=1)
+        finally:
+            for name, value in saved.items():
+                setattr(engine, name, value)
+        out_ids = {(i, 0): list(ids) for i, ids in enumerate(completion_ids)}
+        return collect_generations(out_ids, len(prompt_ids), settings, self.stop_ids, trainer.processing_class)
 
     def _after_evaluation(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                           accuracy: float) -> None:
