@@ -102,16 +102,19 @@ def negated_rewards(settings: dict[str, dict[str, Any]]) -> list[dict]:
 
 
 def write_shuffled_split(dataset_name: str, folder: Path, seed: int) -> str:
-    """The train split with gold answers permuted among questions: the same questions, wrong labels."""
+    """The task as files, its train split's gold answers permuted among questions (the same questions,
+    wrong labels); the validation and test splits keep their true answers."""
     from rl_math.data import load_problems
 
-    rows = load_problems(dataset_name, "train").to_list()
-    answers = [r["answer"] for r in rows]
-    random.Random(seed).shuffle(answers)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "train.jsonl", "w") as f:
-        for row, answer in zip(rows, answers):
-            f.write(json.dumps({"question": row["question"], "answer": answer}) + "\n")
+    for split in ("train", "validation", "test"):
+        rows = load_problems(dataset_name, split).to_list()
+        answers = [r["answer"] for r in rows]
+        if split == "train":
+            random.Random(seed).shuffle(answers)
+        with open(folder / f"{split}.jsonl", "w") as f:
+            for row, answer in zip(rows, answers):
+                f.write(json.dumps({"question": row["question"], "answer": answer}) + "\n")
     return str(folder)
 
 
