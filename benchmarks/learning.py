@@ -59,7 +59,8 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
 # --quick: the CI test's protocol: one seed, fewer GRPO steps, a smaller held-out set.
 QUICK: dict[str, dict[str, Any]] = {
     "eval": {"max_eval_samples": 400},
-    "grpo": {"max_steps": 100},
+    # checkpoints every 25 steps, keeping 1: the best-accuracy one must survive the pruning
+    "grpo": {"max_steps": 100, "save_strategy": "steps", "save_steps": 25, "save_total_limit": 1},
 }
 
 
@@ -198,7 +199,8 @@ def in_run_record(model_dir: Path) -> dict[str, Any]:
     state_file, final_file = model_dir / "trainer_state.json", model_dir / "final_metrics.json"
     if not state_file.is_file():
         return {}
-    history = json.loads(state_file.read_text())["log_history"]
+    state = json.loads(state_file.read_text())
+    history = state["log_history"]
     final = json.loads(final_file.read_text()) if final_file.is_file() else {}
     evals = [e for e in history if "eval_accuracy" in e]
     record: dict[str, Any] = {"steps": final.get("step") or max((e.get("step", 0) for e in history), default=0)}
@@ -209,6 +211,10 @@ def in_run_record(model_dir: Path) -> dict[str, Any]:
             record["eval_overhead"] = sum(e.get("eval_seconds", 0.0) for e in evals) / runtime
     if final.get("stop_reason"):
         record["stop_reason"] = final["stop_reason"]
+    if state.get("best_model_checkpoint"):
+        best = Path(state["best_model_checkpoint"])
+        record["best_checkpoint"] = {"step": state.get("best_global_step"), "accuracy": state.get("best_metric"),
+                                     "kept": best.is_dir()}
     return record
 
 

@@ -47,6 +47,12 @@ def test_grpo_held_out_accuracy_rises_from_its_step_0_baseline(protocol):
     assert max(curve[1:]) >= curve[0] + MARGIN
 
 
+def test_the_best_checkpoint_is_the_highest_held_out_accuracy_and_survives_pruning(protocol):
+    curve = protocol["grpo"]["held_out_curve"]
+    best_step, best_accuracy = max(curve[1:], key=lambda point: point[1])  # the first of equal bests
+    assert protocol["grpo"]["best_checkpoint"] == {"step": best_step, "accuracy": best_accuracy, "kept": True}
+
+
 def test_negated_correctness_loses_accuracy(protocol):
     assert protocol["negated"]["accuracy"] <= protocol["sft"]["accuracy"] - MARGIN
 
