@@ -14,15 +14,15 @@ from __future__ import annotations
 import logging
 import sys
 
-from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
+from trl import GRPOTrainer, get_peft_config
 
 from rl_math import preflight
-from rl_math.config import RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
+from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
 from rl_math.data import load_prompt_dataset
 from rl_math.generation import stop_token_ids
 from rl_math.group_signal import GroupSignalRecorder
-from rl_math.health import HEALTH_STOP_EXIT_CODE, HealthArguments, build_health_callback, health_stop_reason
-from rl_math.in_run_eval import InRunEvalArguments, build_in_run_eval, load_best_model
+from rl_math.health import HEALTH_STOP_EXIT_CODE, build_health_callback, health_stop_reason
+from rl_math.in_run_eval import build_in_run_eval, load_best_model
 from rl_math.preemption import PreemptionCallback
 from rl_math.prompts import default_reward_specs
 from rl_math.rewards import build_rewards, reward_name
@@ -47,7 +47,7 @@ logger = logging.getLogger("rl_math.grpo")
 
 def main(argv: list[str] | None = None) -> GRPOTrainer:
     parsed = parse_config(
-        [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments],
+        recipe_dataclasses("grpo"),
         argv,
         checks=[
             preflight.apply_cpu_defaults,

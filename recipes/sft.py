@@ -16,12 +16,12 @@ import logging
 import sys
 from pathlib import Path
 
-from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
+from trl import SFTTrainer, get_peft_config
 
 from rl_math import preflight
-from rl_math.config import RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
+from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
 from rl_math.generation import add_stop_tokens, save_for_generation, stop_token_ids
-from rl_math.in_run_eval import InRunEvalArguments, build_in_run_eval, load_best_model
+from rl_math.in_run_eval import build_in_run_eval, load_best_model
 from rl_math.preemption import PreemptionCallback
 from rl_math.prompts import default_reward_specs
 from rl_math.sft_data import drop_overlong, load_sft_dataset, supervised_text
@@ -46,7 +46,7 @@ MERGED_DIR = "merged"
 
 def main(argv: list[str] | None = None) -> SFTTrainer:
     parsed = parse_config(
-        [RecipeArguments, SFTConfig, ModelConfig, InRunEvalArguments],
+        recipe_dataclasses("sft"),
         argv,
         checks=[
             preflight.apply_cpu_defaults,

@@ -215,17 +215,13 @@ def test_help_lists_every_field_and_exits_cleanly(capsys):
 
 
 def _recipe_config_types():
-    from trl import SFTConfig
-
-    from rl_math.evaluation import EvalArguments
-    from rl_math.expert_iteration import ExpertIterationArguments
-    from rl_math.health import HealthArguments
+    from rl_math.config import recipe_dataclasses
 
     return {
-        "smoke.yaml": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments],
-        "sft_smoke.yaml": [RecipeArguments, SFTConfig, ModelConfig],
-        "ei_smoke.yaml": [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments],
-        "eval_smoke.yaml": [RecipeArguments, EvalArguments],
+        "smoke.yaml": recipe_dataclasses("grpo"),
+        "sft_smoke.yaml": recipe_dataclasses("sft"),
+        "ei_smoke.yaml": recipe_dataclasses("expert_iteration"),
+        "eval_smoke.yaml": recipe_dataclasses("evaluate"),
     }
 
 

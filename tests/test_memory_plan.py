@@ -88,12 +88,10 @@ def test_unreadable_model_names_the_fix(tmp_path):
 
 
 def test_defaults_are_trl_and_rl_math_defaults():
-    from trl import GRPOConfig, ModelConfig
-
-    from rl_math.config import RecipeArguments
+    from rl_math.config import recipe_dataclasses
 
     defaults = {}
-    for dtype in (GRPOConfig, ModelConfig, RecipeArguments):
+    for dtype in recipe_dataclasses("grpo"):
         defaults.update({f.name: f.default for f in dataclasses.fields(dtype)})
     for key, value in mp.DEFAULTS.items():
         assert defaults[key] == value, key
@@ -298,3 +296,13 @@ def test_plan_json_output(capsys):
     assert args.run(args) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["intended"] == "ddp" and set(data["plans"]) == set(mp.STRATEGIES)
+
+
+def test_in_run_evaluation_adds_only_what_its_generation_exceeds(shapes):
+    shape = shapes["Qwen2.5-1.5B-Instruct"]
+    item = "in-run evaluation: KV cache beyond training generation's"
+    small = mp.plan_memory(shape, settings(eval_accuracy_steps=50, eval_generation_batch_size=8), "zero2", 8)
+    large = mp.plan_memory(shape, settings(eval_accuracy_steps=50, eval_generation_batch_size=512), "zero2", 8)
+    off = mp.plan_memory(shape, settings(eval_generation_batch_size=512), "zero2", 8)
+    assert item not in small.generation_phase and item not in off.generation_phase
+    assert large.generation_phase[item] > 0 and large.generation_peak > off.generation_peak

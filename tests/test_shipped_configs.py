@@ -4,10 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
-from trl import GRPOConfig, ModelConfig
 
-from rl_math.config import RecipeArguments, load_yaml, parse_config
-from rl_math.health import HealthArguments
+from rl_math.config import load_yaml, parse_config, recipe_dataclasses
 from rl_math.preflight import check_grpo_batch
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -36,7 +34,7 @@ def test_config_passes_preflight_for_each_intended_gpu_count(path):
     _, gpus = intended_launch(path)
     for world_size in gpus:
         parse_config(
-            [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments],
+            recipe_dataclasses("grpo"),
             [str(path), "--bf16", "false"],  # this CPU machine cannot check bf16
             checks=[lambda values, explicit, n=world_size: check_grpo_batch(values, explicit, world_size=n)],
         )

@@ -135,6 +135,26 @@ class RecipeArguments:
                 raise ConfigError(f"rewards: {err}") from None
 
 
+def recipe_dataclasses(recipe: str) -> list[type]:
+    """The dataclasses a recipe (`grpo`, `sft`, `expert_iteration`, `evaluate`) parses its YAML into.
+
+    One list per recipe, asked for by the recipe itself and by every test that parses its configs.
+    """
+    from trl import GRPOConfig, ModelConfig, SFTConfig
+
+    from rl_math.evaluation import EvalArguments
+    from rl_math.expert_iteration import ExpertIterationArguments
+    from rl_math.health import HealthArguments
+    from rl_math.in_run_eval import InRunEvalArguments
+
+    return {
+        "grpo": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments],
+        "sft": [RecipeArguments, SFTConfig, ModelConfig, InRunEvalArguments],
+        "expert_iteration": [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments],
+        "evaluate": [RecipeArguments, EvalArguments],
+    }[recipe]
+
+
 # --------------------------------------------------------------------------------------------
 # Options carried in a reserved name: `rl-math:arithmetic?operations=add,sub&max_operand=20`
 

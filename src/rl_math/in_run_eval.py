@@ -214,7 +214,7 @@ class HeldOutAccuracyCallback(TrainerCallback):
         if state.best_metric is None or accuracy > state.best_metric:
             state.best_metric = accuracy
             state.best_global_step = state.global_step
-            if args.save_strategy != "no" and state.global_step > 0:
+            if args.save_strategy != "no" and state.global_step > 0 and _resumes_exactly_at(args, state.global_step):
                 control.should_save = True  # the best model gets a checkpoint, which rotation keeps
         stop_at = self.args.eval_stop_at_accuracy
         if stop_at is not None and accuracy >= stop_at and state.global_step > 0:
@@ -238,6 +238,17 @@ class HeldOutAccuracyCallback(TrainerCallback):
         if self.last_step != state.global_step:
             self._after_evaluation(args, state, control, self.evaluate(state)[METRIC])
         return control
+
+
+def _resumes_exactly_at(args: TrainingArguments, step: int) -> bool:
+    """GRPO with buffered generations resumes exactly only from a generation boundary (rl_math.preflight)."""
+    from rl_math.preflight import on_generation_boundary
+
+    steps_per_generation = getattr(args, "steps_per_generation", None)
+    if not steps_per_generation:
+        return True  # SFT: every step is a boundary
+    generate_every = steps_per_generation * getattr(args, "num_iterations", 1)
+    return on_generation_boundary(step, args.gradient_accumulation_steps, generate_every)
 
 
 def build_in_run_eval(eval_args: InRunEvalArguments, script_args, tokenizer, *, reward_specs: list[dict],

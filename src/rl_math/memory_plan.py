@@ -28,7 +28,10 @@ element (2 under bf16), L/h/f = layers/hidden/ffn size, T = prompt + completion 
   generation batch, `per_device_train_batch_size × steps_per_generation` sequences × T tokens ×
   2·L·kv_heads·head_dim·a bytes; the last-token logits for sampling (3 fp32 copies of V per
   sequence); one layer of prefill; under ZeRO-3 the gathered full weights, 2Ψ
-  (`ds3_gather_for_generation`).
+  (`ds3_gather_for_generation`). In-run evaluation (`eval_accuracy_steps`) generates between
+  steps with `eval_generation_batch_size` sequences of prompt + `eval_max_new_tokens`: only what
+  its KV cache and logits exceed training generation's by is added (the two never coexist); with
+  vLLM it uses the trainer's engine and costs nothing extra.
 * **activations** of one training micro-batch (B = `per_device_train_batch_size` sequences × T),
   measured tensor by tensor on transformers' Qwen2 with sdpa (see tests/test_memory_plan.py):
   per layer and token 8h + 8ah + 4af + 4·heads + 8 bytes (two RMSNorms keep an fp32 copy of their
@@ -96,6 +99,10 @@ DEFAULTS: dict[str, Any] = {
     "load_in_8bit": False,
     "dtype": "float32",  # TRL's ModelConfig.dtype
     "max_prompt_tokens": 512,  # rl-math's RecipeArguments
+    "eval_accuracy_steps": 0,  # rl-math's in-run evaluation (rl_math.in_run_eval)
+    "eval_questions": 200,
+    "eval_max_new_tokens": None,
+    "eval_generation_batch_size": 64,
 }
 
 # The kernel constants of TRL 1.16's fused LM head (trl/kernels/chunked_logprob.py).
@@ -294,6 +301,8 @@ class RunSettings:
     base_weight_bytes: float | None  # frozen base under LoRA when 4-/8-bit quantised, else None (its dtype)
     generation_batch_size: int | None = None  # all processes together, when the YAML sets it
     checkpoint_every_n_layers: int = 1  # activation_checkpointing_kwargs.every_n_layers
+    eval_sequences: int = 0  # in-run evaluation: questions one GPU answers per generate call (0: off)
+    eval_completion_tokens: int = 0
 
     @classmethod
     def from_yaml(cls, values: Mapping[str, Any], prompt_tokens: int | None = None) -> "RunSettings":
@@ -334,6 +343,8 @@ class RunSettings:
             base_weight_bytes=base_bytes,
             generation_batch_size=int(v["generation_batch_size"]) if v["generation_batch_size"] else None,
             checkpoint_every_n_layers=max(1, every),
+            eval_sequences=int(v["eval_generation_batch_size"]) if v["eval_accuracy_steps"] else 0,
+            eval_completion_tokens=int(v["eval_max_new_tokens"] or v["max_completion_length"]),
         )
 
     @property
@@ -607,6 +618,16 @@ def plan_memory(
         )
         if strategy in ("zero3", "zero3_offload") and settings.ds3_gather_for_generation:
             generation["full weights gathered for generate"] = 2.0 * psi
+        if settings.eval_sequences:
+            # in-run evaluation generates greedily between steps, at another batch and length: its own
+            # KV cache and logits never coexist with training generation's, so only an excess counts
+            eval_sequences = settings.eval_sequences
+            eval_tokens = settings.prompt_tokens + settings.eval_completion_tokens
+            eval_bytes = eval_sequences * eval_tokens * per_token_kv * (1 + 1 / shape.layers) + eval_sequences * shape.vocab * 4 * 3
+            train_bytes = generation["KV cache"] + generation["KV cache growth (one layer re-allocated)"] + generation[
+                "sampling logits (3 fp32 copies)"]
+            if eval_bytes > train_bytes:
+                generation["in-run evaluation: KV cache beyond training generation's"] = eval_bytes - train_bytes
     elif settings.vllm_mode == "server":
         notes.append("vLLM server mode: generation runs on another node and costs these GPUs nothing")
 
