@@ -49,6 +49,10 @@ TRAINED_FROM_SFT = ("ei", "grpo", "negated", "shuffled")
 # Variants change the task and the token budgets; every other field comes from the configs.
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "answer-only": {},
+    # most GRPO groups all wrong: where shaping rewards can pay for format alone (the reward trap)
+    "hard": {
+        "all": {"dataset_name": "rl-math:arithmetic?operations=add,sub,mul&max_operand=12&train_size=2000&test_size=1000"},
+    },
     "worked": {
         "all": {"dataset_name": "rl-math:arithmetic?operations=add&max_operand=9&worked=true&train_size=2000&test_size=1000"},
         "grpo": {"max_completion_length": 40},
