@@ -19,8 +19,18 @@ def intended_launch(path: Path) -> tuple[str, list[int]]:
     return match["accelerate"], [int(g) for g in match["gpus"].split(",")]
 
 
-def test_there_is_a_config_per_model_size():
-    assert [p.name for p in GRPO_CONFIGS] == ["qwen0.5b.yaml", "qwen1.5b.yaml", "qwen3b.yaml", "qwen7b.yaml"]
+def test_there_is_a_config_per_model_size_and_per_format_setup():
+    assert [p.name for p in GRPO_CONFIGS] == [
+        "qwen0.5b.yaml", "qwen1.5b.yaml", "qwen2.5-math-1.5b-r1.yaml", "qwen3b.yaml", "qwen7b-think.yaml", "qwen7b.yaml",
+    ]
+
+
+@pytest.mark.parametrize(("name", "prompt_format", "format_reward"),
+                         [("qwen2.5-math-1.5b-r1.yaml", "r1", "think_format"), ("qwen7b-think.yaml", "think_boxed", "think_format")])
+def test_thinking_setups_pay_their_formats_reward(name, prompt_format, format_reward):
+    values = load_yaml(CONFIGS / name)
+    assert values["prompt_format"] == prompt_format
+    assert format_reward in [spec["name"] for spec in values["rewards"]]
 
 
 @pytest.mark.parametrize("path", GRPO_CONFIGS, ids=lambda p: p.name)

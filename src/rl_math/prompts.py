@@ -79,13 +79,18 @@ def build_prompt(question: str, system_prompt: str | None) -> list[dict[str, str
 
 
 def default_reward_specs(prompt_format: str) -> list[dict]:
-    """The reward mix used when a config names none: correctness dominates, shape and stopping help.
+    """The reward mix used when a config names none: correctness, plus shaping that counts only on correct answers.
 
-    >>> [spec["name"] for spec in default_reward_specs("boxed")]
-    ['correctness', 'boxed_format', 'termination']
+    The format reward and `termination` are gated on correctness (`gate: correct`): in a group whose
+    answers are all wrong they give GRPO no signal, so the model is never trained on format alone,
+    and on correct answers they still prefer the well-formed, finished one. Measured on the learning
+    benchmark (BENCHMARKS.md, "Reward mixes"): +30.6 points over SFT vs +26.5 for the ungated mix.
+
+    >>> [(spec["name"], spec.get("gate")) for spec in default_reward_specs("boxed")]
+    [('correctness', None), ('boxed_format', 'correct'), ('termination', 'correct')]
     """
     return [
         {"name": "correctness", "weight": 1.0},
-        {"name": get_prompt_format(prompt_format).format_reward, "weight": 0.2},
-        {"name": "termination", "weight": 0.2},
+        {"name": get_prompt_format(prompt_format).format_reward, "weight": 0.2, "gate": "correct"},
+        {"name": "termination", "weight": 0.2, "gate": "correct"},
     ]
