@@ -71,12 +71,13 @@ def build_rewards(config: dict, eos_ids: list[int]) -> tuple[list, list[float]]:
     funcs, weights = [], []
     for spec in specs:
         spec = {"name": spec} if isinstance(spec, str) else dict(spec)
-        name, weight = spec.pop("name"), spec.pop("weight", 1.0)
+        name, weight, gate = spec.pop("name"), spec.pop("weight", 1.0), spec.pop("gate", None)
         if name == "termination":
             spec.setdefault("eos_token_ids", eos_ids)
             spec.setdefault("max_completion_length", config.get("max_completion_length", 512))
         func = getattr(rl_rewards, name)
-        funcs.append(functools.partial(func, **spec) if spec else func)
+        func = functools.partial(func, **spec) if spec else func
+        funcs.append(rl_rewards.gate_on_correct(func) if gate == "correct" else func)
         weights.append(float(weight))
     return funcs, weights
 

@@ -40,7 +40,9 @@ def run_worker(variant: str, config: str, steps: int, workdir: Path, threads: in
     log = out.with_suffix(".log")
     argv = [
         config, "--max_steps", str(steps), "--output_dir", str(workdir / f"out-{variant}"),
-        "--save_strategy", "no", "--logging_steps", "1", "--report_to", "none", *extra,
+        "--save_strategy", "no", "--logging_steps", "1", "--report_to", "none",
+        "--eval_accuracy_steps", "0",  # in-run evaluation is a feature with its own cost, not recipe overhead
+        *extra,
     ]
     started = time.time()
     with log.open("w") as handle:

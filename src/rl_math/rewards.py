@@ -44,6 +44,7 @@ __all__ = [
     "build_rewards",
     "completion_text",
     "correctness",
+    "gate_on_correct",
     "get_reward",
     "repetition_penalty",
     "reward_name",
