@@ -162,7 +162,9 @@ def main(argv: list[str]) -> int:
     def argv_for(name: str) -> list[str]:
         return [
             config, "--max_steps", str(steps), "--output_dir", str(workdir / f"out-{name.replace(' ', '-')}"),
-            "--save_strategy", "no", "--logging_steps", "1", "--report_to", "none", *extra,
+            "--save_strategy", "no", "--logging_steps", "1", "--report_to", "none",
+            "--eval_accuracy_steps", "0",  # in-run evaluation is a feature with its own cost, not recipe overhead
+            *extra,
         ]
 
     def run_bare(name: str) -> None:
