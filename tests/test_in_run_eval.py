@@ -165,3 +165,35 @@ def test_with_use_vllm_the_trainers_engine_answers_greedily_and_gets_its_setting
     assert (engine.temperature, engine.repetition_penalty, engine.max_completion_length) == (1.0, 1.1, 256)
     assert engine.synced == 1 and trainer._last_loaded_step == 10  # the engine saw the current policy
     assert generations.eos == [True, False] and generations.truncated == [False, True]
+
+
+def _finished(best_step, last_step=30, checkpoint="out/checkpoint-20"):
+    import types
+
+    loaded = []
+    state = TrainerState(global_step=last_step, best_metric=0.6, best_global_step=best_step,
+                         best_model_checkpoint=checkpoint if best_step else None)
+    return types.SimpleNamespace(state=state, _load_best_model=lambda: loaded.append(state.best_model_checkpoint)), loaded
+
+
+def test_load_best_at_end_loads_the_best_checkpoint_and_says_so(monkeypatch):
+    from rl_math import in_run_eval
+
+    logged = []
+    monkeypatch.setattr(in_run_eval.Trainer, "log", lambda trainer, logs: logged.append(logs))
+    trainer, loaded = _finished(best_step=20)
+    in_run_eval.load_best_model(trainer)
+    assert loaded == ["out/checkpoint-20"]
+    assert logged == [{"eval_best_accuracy": 0.6, "eval_best_step": 20, "eval_final_is_best": 1.0}]
+
+
+def test_load_best_at_end_keeps_the_last_model_when_the_start_was_best(monkeypatch, caplog):
+    from rl_math import in_run_eval
+
+    logged = []
+    monkeypatch.setattr(in_run_eval.Trainer, "log", lambda trainer, logs: logged.append(logs))
+    trainer, loaded = _finished(best_step=0)
+    with caplog.at_level("WARNING"):
+        in_run_eval.load_best_model(trainer)
+    assert loaded == [] and logged[0]["eval_final_is_best"] == 0.0
+    assert "the starting model" in caplog.text
