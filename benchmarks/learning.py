@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import json
 import os
 import random
@@ -85,9 +86,13 @@ def overrides_for(stage: str, settings: dict[str, dict[str, Any]]) -> dict[str, 
     merged: dict[str, Any] = {}
     for scope in ("all", family, stage):
         merged.update(settings.get(scope, {}))
-    if stage in ("ei", "eval", "sft"):
-        merged.pop("max_completion_length", None)
     return merged
+
+
+def stage_value(stage: str, key: str, settings: dict[str, dict[str, Any]]) -> Any:
+    """One field as the stage runs it: overridden (variant, --quick, --set), else from its config."""
+    overrides = overrides_for(stage, settings)
+    return overrides[key] if key in overrides else yaml.safe_load(stage_config(stage).read_text())[key]
 
 
 def argv_for(stage: str, fields: dict[str, Any], folder: Path) -> list[str]:
@@ -101,7 +106,7 @@ def argv_for(stage: str, fields: dict[str, Any], folder: Path) -> list[str]:
 
 def negated_rewards(settings: dict[str, dict[str, Any]]) -> list[dict]:
     """The GRPO stage's reward list (its config's, or --set grpo.rewards) with correctness's weight negated."""
-    specs = overrides_for("grpo", settings).get("rewards") or yaml.safe_load(stage_config("grpo").read_text())["rewards"]
+    specs = stage_value("grpo", "rewards", settings)
     return [dict(s, weight=-s.get("weight", 1.0), negative_weight_ok=True) if s["name"] == "correctness" else s
             for s in specs]
 
@@ -127,6 +132,7 @@ def write_shuffled_split(dataset_name: str, folder: Path, seed: int) -> str:
 # One seed, in its own process
 
 
+@functools.cache
 def _recipe(name: str):
     import importlib.util
 
@@ -142,11 +148,8 @@ def run_seed(seed: int, out: Path, settings: dict[str, dict[str, Any]], stages: 
 
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
-    sft_yaml = yaml.safe_load(stage_config("sft").read_text())
-    base = with_seed(overrides_for("sft", settings).get("model_name_or_path", sft_yaml["model_name_or_path"]), seed)
-    dataset_name = overrides_for("grpo", settings).get("dataset_name") or yaml.safe_load(
-        stage_config("grpo").read_text()
-    )["dataset_name"]
+    base = with_seed(stage_value("sft", "model_name_or_path", settings), seed)
+    dataset_name = stage_value("grpo", "dataset_name", settings)
     seconds: dict[str, float] = {}
     models = {"base": base}
 
@@ -177,10 +180,8 @@ def run_seed(seed: int, out: Path, settings: dict[str, dict[str, Any]], stages: 
         timed("shuffled", "grpo", {**common, "output_dir": out / "shuffled", "dataset_name": shuffled})
         models["shuffled"] = str(out / "shuffled")
 
-    started = time.time()
-    eval_fields = {**overrides_for("eval", settings), "model_name_or_path": list(models.values()), "output_dir": out / "eval"}
-    _recipe("evaluate").main(argv_for("eval", eval_fields, out))
-    eval_seconds = round(time.time() - started, 1)
+    timed("eval", "evaluate", {"model_name_or_path": list(models.values()), "output_dir": out / "eval"})
+    eval_seconds = seconds.pop("eval")
     by_path = {m["path"]: m for m in json.loads((out / "eval" / "metrics.json").read_text())["models"].values()}
     results = {}
     for stage, path in models.items():

@@ -159,8 +159,8 @@ def recipe_dataclasses(recipe: str) -> list[type]:
 # Options carried in a reserved name: `rl-math:arithmetic?operations=add,sub&max_operand=20`
 
 
-def parse_name_options(name: str, options_type: type) -> tuple[str, Any]:
-    """Split `base?key=value&key=value` into the base name and an `options_type` instance.
+def reserved_name_options(name: str, reserved: str, options_type: type) -> Any | None:
+    """The options of `reserved?key=value&key=value` as an `options_type` instance; None for any other name.
 
     The options dataclass gives the keys, their types and defaults; a bad key or value is a
     ConfigError naming the option. Lists are comma-separated; booleans are true/false.
@@ -169,10 +169,14 @@ def parse_name_options(name: str, options_type: type) -> tuple[str, Any]:
     ... class Opts:
     ...     size: int = 1
     ...     ops: list[str] = dataclasses.field(default_factory=lambda: ["add"])
-    >>> parse_name_options("rl-math:x?size=3&ops=add,mul", Opts)
-    ('rl-math:x', Opts(size=3, ops=['add', 'mul']))
+    >>> reserved_name_options("rl-math:x?size=3&ops=add,mul", "rl-math:x", Opts)
+    Opts(size=3, ops=['add', 'mul'])
+    >>> reserved_name_options("Qwen/Qwen2.5-0.5B", "rl-math:x", Opts) is None
+    True
     """
     base, _, query = name.partition("?")
+    if base != reserved:
+        return None
     fields = collect_fields([options_type])
     values: dict[str, Any] = {}
     for item in filter(None, query.split("&")):
@@ -196,7 +200,7 @@ def parse_name_options(name: str, options_type: type) -> tuple[str, Any]:
             raise ConfigError(f"option {key!r} in {name!r} expects {describe_type(annotation)}, got {text!r}")
         values[key] = value
     try:
-        return base, options_type(**values)
+        return options_type(**values)
     except ValueError as err:
         raise ConfigError(f"{name!r}: {err}") from None
 

@@ -62,12 +62,10 @@ def gold_answer(answer_text: str) -> str | None:
 
 def arithmetic_options(dataset_name: str):
     """The options of an `rl-math:arithmetic?…` name (a ConfigError for bad ones), else None."""
-    from rl_math.config import parse_name_options
+    from rl_math.config import reserved_name_options
     from rl_math.synthetic import ARITHMETIC_DATASET, ArithmeticOptions
 
-    if dataset_name.partition("?")[0] != ARITHMETIC_DATASET:
-        return None
-    return parse_name_options(dataset_name, ArithmeticOptions)[1]
+    return reserved_name_options(dataset_name, ARITHMETIC_DATASET, ArithmeticOptions)
 
 
 def _local_file(dataset_name: str, split: str) -> Path | None:

@@ -96,7 +96,6 @@ class GroupSignalRecorder:
         self.weights = list(weights)
         self.group_size = group_size
         self.pending: dict[int, dict[str, Sequence[Any]]] = {}
-        self.last: dict[str, float] = {}
 
     def wrap(self, funcs: Sequence[Callable]) -> list[Callable]:
         if any(inspect.iscoroutinefunction(getattr(f, "func", f)) for f in funcs):
@@ -119,7 +118,7 @@ class GroupSignalRecorder:
         if len(batch_scores) < len(self.names):
             return
         del self.pending[batch]
-        self.last = group_signal({n: batch_scores[n] for n in self.names}, self.weights, self.group_size)
+        signal = group_signal({n: batch_scores[n] for n in self.names}, self.weights, self.group_size)
         if log_metric is not None:
-            for metric, value in self.last.items():
+            for metric, value in signal.items():
                 log_metric(metric, value)

@@ -124,7 +124,6 @@ class HeldOutAccuracyCallback(TrainerCallback):
         self.max_new_tokens = max_new_tokens
         self.trainer: Trainer | None = None
         self.last_step: int | None = None
-        self.history: list[tuple[int, float]] = []  # (step, accuracy), this process's evaluations
 
     def attach(self, trainer: Trainer) -> "HeldOutAccuracyCallback":
         self.trainer = trainer
@@ -177,7 +176,6 @@ class HeldOutAccuracyCallback(TrainerCallback):
         Trainer.log(trainer, metrics)  # the base Trainer's log: TRL's would flush its training averages early
         trainer.control.should_log = should_log  # on_log clears it, which would drop this step's training log
         self.last_step = state.global_step
-        self.history.append((state.global_step, metrics[METRIC]))
         if state.is_world_process_zero:
             logger.info("step %d: held-out accuracy %.1f%% (%d questions, %.1f s)", state.global_step,
                         100 * metrics[METRIC], len(self.prompts), metrics["eval_seconds"])

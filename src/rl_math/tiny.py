@@ -91,11 +91,9 @@ class TinyModelOptions:
 
 def tiny_model_options(name_or_path: str) -> TinyModelOptions | None:
     """The options of an `rl-math:tiny-qwen2[?…]` name (a ConfigError for bad ones), else None."""
-    from rl_math.config import parse_name_options
+    from rl_math.config import reserved_name_options
 
-    if name_or_path.partition("?")[0] != TINY_MODEL_NAME:
-        return None
-    return parse_name_options(name_or_path, TinyModelOptions)[1]
+    return reserved_name_options(name_or_path, TINY_MODEL_NAME, TinyModelOptions)
 
 
 def tiny_model_dir(options: TinyModelOptions | None = None) -> Path:
