@@ -328,6 +328,11 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _reward_means(metrics: Mapping[str, float | None]) -> dict[str, float]:
+    """Each reward's logged mean (`rewards/<name>/mean`): which rewards an alarm's groups were paid by."""
+    return {k: v for k, v in metrics.items() if k.startswith("rewards/") and v is not None}
+
+
 def _mean(values: Iterable[float]) -> float:
     values = list(values)
     return sum(values) / len(values)
@@ -440,7 +445,7 @@ class HealthMonitor:
             if m.get(key) is not None:
                 evidence[key] = m[key]
         # the component means tell which trap: all-fail, all-pass, or a format-only credit
-        evidence.update({k: v for k, v in m.items() if k.startswith("rewards/") and v is not None})
+        evidence.update(_reward_means(m))
         return evidence
 
     def _shape_only(self, m: dict[str, float | None]) -> Verdict:
@@ -450,7 +455,7 @@ class HealthMonitor:
         if share < self.args.health_shape_only_threshold:
             return False
         evidence = {"groups/shape_only": share, "threshold": self.args.health_shape_only_threshold}
-        evidence.update({k: v for k, v in m.items() if k.startswith("rewards/") and v is not None})
+        evidence.update(_reward_means(m))
         return evidence
 
     def _all_truncated(self, m: dict[str, float | None]) -> Verdict:
