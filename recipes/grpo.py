@@ -19,6 +19,7 @@ from trl import GRPOTrainer, get_peft_config
 from rl_math import preflight
 from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
 from rl_math.data import load_prompt_dataset
+from rl_math.dynamic_sampling import check_dynamic_sampling, grpo_trainer_class
 from rl_math.generation import stop_token_ids
 from rl_math.group_signal import GroupSignalRecorder
 from rl_math.health import HEALTH_STOP_EXIT_CODE, build_health_callback, health_stop_reason
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.check_training_length,
             preflight.check_stale_build_locks,
             preflight.check_grpo_batch,
+            check_dynamic_sampling,
             preflight.check_checkpoints_at_generation_boundaries,
             preflight.check_vllm,
             preflight.check_no_reward_weights,
@@ -65,13 +67,13 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.init_cpu_process_group,
         ],
     )
-    script_args, training_args, model_args, health_args, eval_args = parsed.instances
+    script_args, training_args, model_args, health_args, eval_args, sampling_args = parsed.instances
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
     keep_checkpoint_settings(training_args, checkpoint)
     preflight.warn_resume_inside_generation(training_args, checkpoint)
     # what runs, as the user can give it again: taken before the recipe fills in TRL's own fields
-    resolved = to_yaml_dict(script_args, model_args, health_args, eval_args, training_args)
+    resolved = to_yaml_dict(script_args, model_args, health_args, eval_args, sampling_args, training_args)
 
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     )
 
     preemption = PreemptionCallback()
-    trainer = GRPOTrainer(
+    trainer = grpo_trainer_class(sampling_args)(
         model=model_path,
         reward_funcs=reward_funcs,
         args=training_args,

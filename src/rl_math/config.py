@@ -142,13 +142,15 @@ def recipe_dataclasses(recipe: str) -> list[type]:
     """
     from trl import GRPOConfig, ModelConfig, SFTConfig
 
+    from rl_math.dynamic_sampling import DynamicSamplingArguments
     from rl_math.evaluation import EvalArguments
     from rl_math.expert_iteration import ExpertIterationArguments
     from rl_math.health import HealthArguments
     from rl_math.in_run_eval import InRunEvalArguments
 
     return {
-        "grpo": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments],
+        "grpo": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments,
+                 DynamicSamplingArguments],
         "sft": [RecipeArguments, SFTConfig, ModelConfig, InRunEvalArguments],
         "expert_iteration": [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments],
         "evaluate": [RecipeArguments, EvalArguments],
