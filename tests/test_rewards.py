@@ -744,3 +744,21 @@ def test_a_gated_reward_keeps_its_logged_name():
 def test_a_bad_gate_is_named(spec, message):
     with pytest.raises(ValueError, match=message):
         validate_reward_specs([spec])
+
+
+def test_reward_call_has_one_entry_per_completion_as_grpo_passes_them():
+    from rl_math.rewards import reward_call
+
+    call = reward_call(["q1", "q2"], ["a", "b"], ["1", "2"], completion_ids=[(5,), (6, 7)])
+    assert call == {
+        "prompts": ["q1", "q2"],
+        "completions": [[{"role": "assistant", "content": "a"}], [{"role": "assistant", "content": "b"}]],
+        "answer": ["1", "2"],
+        "completion_ids": [[5], [6, 7]],
+    }
+
+
+def test_reward_call_leaves_out_unknown_completion_ids():
+    from rl_math.rewards import reward_call
+
+    assert "completion_ids" not in reward_call(["q"], ["a"], ["1"])

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_math.grader import Verdict, answers_equal, grade, parse_number
+from rl_math.rewards import reward_call
 
 logger = logging.getLogger(__name__)
 
@@ -286,9 +287,7 @@ def score_completions(
         raise ValueError(f"{n} completions for {len(prompts)} prompts x {num_samples} samples")
     row_prompts = [prompts[i // num_samples] for i in range(n)]
     row_golds = [golds[i // num_samples] for i in range(n)]
-    messages = [[{"role": "assistant", "content": text}] for text in completions]
-    call = dict(prompts=row_prompts, completions=messages, completion_ids=[list(ids) for ids in completion_ids],
-                answer=row_golds)
+    call = reward_call(row_prompts, completions, row_golds, completion_ids)
     scores = {func.__name__: func(**call) for func in reward_funcs}
     format_scores = format_reward(**call)
     results = []

@@ -199,11 +199,13 @@ def build_filter(specs: Sequence[Mapping[str, Any]], context: Mapping[str, Any] 
 
 def apply_filter(samples: list[dict], filters: Sequence[RewardFilter]) -> None:
     """Score every sample with each filter reward (as GRPO calls them); set `scores` and `accepted`."""
-    call = dict(
-        prompts=[s["prompt"] for s in samples],
-        completions=[[{"role": "assistant", "content": s["completion"]}] for s in samples],
-        completion_ids=[s.get("completion_ids") or [] for s in samples],
-        answer=[s["gold"] for s in samples],
+    from rl_math.rewards import reward_call
+
+    call = reward_call(
+        [s["prompt"] for s in samples],
+        [s["completion"] for s in samples],
+        [s["gold"] for s in samples],
+        [s.get("completion_ids") or [] for s in samples],
     )
     scores = {f.name: f.func(**call) if samples else [] for f in filters}
     for i, sample in enumerate(samples):
