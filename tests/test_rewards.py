@@ -508,6 +508,15 @@ def test_unknown_parameter_names_the_reward_the_parameter_and_the_nearest():
     assert "Did you mean 'ngram_size'?" in message
 
 
+def test_reward_names_suggest_only_what_a_config_key_would():
+    from rl_math.config import nearest_key
+
+    assert nearest_key("corr", available_rewards()) is None  # too far for the config's matcher
+    with pytest.raises(ValueError) as error:
+        get_reward("corr")
+    assert "Did you mean" not in str(error.value)
+
+
 def test_parameter_for_a_reward_without_parameters_is_rejected():
     with pytest.raises(ValueError, match="'correctness' has no parameter 'weight_x'"):
         get_reward("correctness", weight_x=1)

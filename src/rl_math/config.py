@@ -302,6 +302,9 @@ def collect_fields(dataclass_types: Iterable[type]) -> dict[str, FieldInfo]:
 def nearest_key(name: str, candidates: Iterable[str]) -> str | None:
     """The closest valid name to a misspelt one, or None when nothing is close.
 
+    The one "did you mean" matcher: config keys, reward names and parameters, task options and
+    paths all use it, so a typo is caught (or not) the same way everywhere.
+
     >>> nearest_key("learnin_rate", ["learning_rate", "lr_scheduler_type"])
     'learning_rate'
     """

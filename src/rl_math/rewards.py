@@ -24,7 +24,6 @@ registry name.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import inspect
@@ -35,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from rl_math.config import nearest_key
 from rl_math.grader import MAX_TEXT_CHARS, assistant_message, completion_text, final_answers, grade, prompt_text
 
 __all__ = [
@@ -448,8 +448,8 @@ def _check_int(params: dict, name: str, minimum: int, reward: str | None = None)
 
 def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """' Did you mean 'x'?' for the nearest candidate, or '' when none is close."""
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
-    return f" Did you mean {matches[0]!r}?" if matches else ""
+    nearest = nearest_key(word, candidates)
+    return f" Did you mean {nearest!r}?" if nearest else ""
 
 
 def _import_reward(path: str) -> tuple[RewardFunc, str]:
