@@ -318,10 +318,13 @@ def changed_settings(saved: Mapping[str, Any], resolved: Mapping[str, Any]) -> l
     >>> changed_settings({"learning_rate": 1e-3, "ei_rounds": 1}, {"learning_rate": 5e-4, "ei_rounds": 3})
     ['learning_rate: 0.001 → 0.0005']
     """
+    from rl_math.config import is_credential
+
+    # credentials are never saved (older runs saved them as "<redacted>"): not a setting to compare
     return [
         f"{name}: {saved[name]!r} → {value!r}"
         for name, value in resolved.items()
-        if name in saved and name not in RERUN_MAY_CHANGE and saved[name] != value and saved[name] != "<redacted>"
+        if name in saved and name not in RERUN_MAY_CHANGE and saved[name] != value and not is_credential(name)
     ]
 
 
