@@ -45,10 +45,13 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rl_math.grader import Verdict, answers_equal, grade, parse_number
 from rl_math.rewards import reward_call
+
+if TYPE_CHECKING:
+    from rl_math.generation import SamplingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +99,12 @@ class EvalArguments:
     vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per vLLM engine."})
     vllm_max_model_len: int | None = field(default=None, metadata={"help": "vLLM context length (null: the model's)."})
     seed: int = field(default=42, metadata={"help": "Sampling seed (the question subset uses it too)."})
+
+    def sampling(self) -> "SamplingSettings":
+        """The sampling settings these fields hold (the field names are the settings' own)."""
+        from rl_math.generation import SamplingSettings
+
+        return SamplingSettings.from_config(vars(self))
 
 
 # --------------------------------------------------------------------------------------------

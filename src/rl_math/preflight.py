@@ -377,8 +377,12 @@ def check_grpo_sampling(values: dict[str, Any], explicit: set[str]) -> None:
         raise ConfigError(
             f"temperature is {values['temperature']:g}; GRPO samples each group, so it must be above 0 (1.0 is usual)"
         )
-    if not 0 < values["top_p"] <= 1:
-        raise ConfigError(f"top_p is {values['top_p']:g}; it must be in (0, 1] (1.0 turns nucleus sampling off)")
+    from rl_math.generation import check_sampling
+
+    try:
+        check_sampling({"top_p": values["top_p"]})
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def hub_offline() -> bool:
