@@ -41,7 +41,7 @@ def check_eval_args(values: dict, explicit: set[str]) -> None:
     if world_size_from_env() > 1:
         raise ConfigError("evaluate.py runs as one process (it batches generation itself); launch it with python")
     try:
-        SamplingSettings(values["num_samples"], values["temperature"], values["top_p"], values["max_new_tokens"])
+        SamplingSettings.from_config(values)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if values["num_samples"] > 1 and values["temperature"] == 0:
@@ -64,9 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
         script_args, script_args.dataset_test_split, tokenizer, script_args.max_eval_samples, eval_args.seed
     )
     specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
-    settings = SamplingSettings(
-        eval_args.num_samples, eval_args.temperature, eval_args.top_p, eval_args.max_new_tokens, eval_args.seed
-    )
+    settings = eval_args.sampling()
     logger.info("%d questions x %d samples, %d model(s): %s", len(dataset), settings.num_samples, len(paths), ", ".join(names))
 
     evaluations = []

@@ -22,6 +22,7 @@ from rl_math import preflight
 from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
 from rl_math.expert_iteration import (
+    EI_SAMPLING_KEYS,
     ExpertIterationArguments,
     RoundContext,
     changed_settings,
@@ -34,7 +35,7 @@ from rl_math.expert_iteration import (
     validate_filter,
     warn_if_worse_than_start,
 )
-from rl_math.generation import resolve_use_vllm
+from rl_math.generation import SamplingSettings, resolve_use_vllm
 from rl_math.prompts import default_reward_specs
 from rl_math.training import RESOLVED_CONFIG_FILE, load_tokenizer, setup_logging
 
@@ -44,11 +45,13 @@ logger = logging.getLogger("rl_math.expert_iteration")
 def check_ei(values: dict, explicit: set[str]) -> None:
     if preflight.world_size_from_env() > 1:
         raise ConfigError("expert_iteration.py runs as one process (sampling and SFT take turns); launch it with python")
-    for name in ("ei_rounds", "ei_samples_per_question", "ei_max_new_tokens", "ei_generation_batch_size"):
+    for name in ("ei_rounds", "ei_generation_batch_size"):
         if values[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {values[name]}")
-    if values["ei_temperature"] < 0:
-        raise ConfigError(f"ei_temperature must be >= 0 (0 is greedy), got {values['ei_temperature']}")
+    try:
+        SamplingSettings.from_config(values, EI_SAMPLING_KEYS)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if values["ei_filter"] is not None:
         try:
             validate_filter(values["ei_filter"])

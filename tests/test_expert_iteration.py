@@ -172,3 +172,11 @@ def test_docstring_examples():
     from rl_math import expert_iteration
 
     assert doctest.testmod(expert_iteration).failed == 0
+
+
+def test_a_rerun_never_reports_a_credential_as_a_changed_setting():
+    from rl_math.expert_iteration import changed_settings
+
+    saved = {"hub_token": "<redacted>", "wandb_api_key": "old", "learning_rate": 1e-3}
+    resolved = {"hub_token": "hf_new", "wandb_api_key": "new", "learning_rate": 1e-3}
+    assert changed_settings(saved, resolved) == []

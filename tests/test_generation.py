@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from rl_math.generation import (
@@ -85,3 +87,23 @@ def test_docstring_examples():
     from rl_math import generation
 
     assert doctest.testmod(generation).failed == 0
+
+
+def test_sampling_settings_from_config_read_each_setting_under_its_config_key():
+    from rl_math.expert_iteration import EI_SAMPLING_KEYS, ExpertIterationArguments
+
+    ei = ExpertIterationArguments(ei_samples_per_question=3, ei_temperature=0.7, ei_top_p=0.9, ei_max_new_tokens=64)
+    assert ei.sampling(seed=5) == SamplingSettings(3, 0.7, 0.9, 64, 5)
+    assert ei.eval_sampling(seed=5) == SamplingSettings(1, 0.0, 1.0, 64, 5)
+    assert set(EI_SAMPLING_KEYS.values()) <= {f.name for f in dataclasses.fields(ExpertIterationArguments)}
+
+
+def test_eval_arguments_hold_sampling_settings_under_their_own_names():
+    from rl_math.evaluation import EvalArguments
+
+    assert EvalArguments(num_samples=8, temperature=1.0, seed=1).sampling() == SamplingSettings(8, 1.0, 1.0, 512, 1)
+
+
+def test_a_bad_sampling_setting_names_its_config_key():
+    with pytest.raises(ValueError, match=r"^ei_samples_per_question is 0; it must be at least 1$"):
+        SamplingSettings.from_config({"ei_samples_per_question": 0}, {"num_samples": "ei_samples_per_question"})

@@ -402,3 +402,27 @@ def test_grading_pathological_text_is_fast(text):
 def test_docstring_examples_hold():
     result = doctest.testmod(grader)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_message_text_reads_parquets_numpy_arrays_of_messages():
+    import numpy as np
+
+    from rl_math.grader import completion_text, prompt_text
+
+    completion = np.array([{"role": "assistant", "content": r"\boxed{4}"}], dtype=object)
+    prompt = np.array([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}], dtype=object)
+    assert completion_text(completion) == r"\boxed{4}"
+    assert prompt_text(prompt) == "Be brief.\n2+2?"
+
+
+def test_prompt_text_keeps_every_role_and_completion_text_only_the_assistant():
+    from rl_math.grader import completion_text, prompt_text
+
+    turns = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    assert (prompt_text(turns), completion_text(turns)) == ("2+2?\n4", "4")
+
+
+def test_message_text_reads_content_parts():
+    from rl_math.grader import prompt_text
+
+    assert prompt_text([{"role": "user", "content": [{"type": "text", "text": "2+2?"}]}]) == "2+2?"

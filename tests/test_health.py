@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.machinery
 import logging
 import math
 import sys
@@ -301,13 +302,27 @@ def test_alarm_reaches_log_history_through_the_real_trainer_log(tmp_path):
 
 def test_alarm_is_sent_to_wandb_when_it_reports_there(tmp_path, monkeypatch):
     sent = []
-    fake = types.SimpleNamespace(run=object(), log=sent.append)
+    fake = types.ModuleType("wandb")  # a stand-in W&B with an active run, found by transformers' is_wandb_available
+    fake.__spec__ = importlib.machinery.ModuleSpec("wandb", None)
+    fake.run, fake.log = object(), sent.append
     monkeypatch.setitem(sys.modules, "wandb", fake)
     callback = HealthCallback(HealthArguments(health_patience=1), REWARDS)
     args = TrainingArguments(output_dir=str(tmp_path), report_to=["wandb"])
     state = TrainerState(global_step=12)
     callback.on_log(args, state, TrainerControl(), logs=trl_log(kl=9.0))
     assert sent == [{"train/health/kl_runaway": 1.0, "train/global_step": 12}]
+
+
+def test_alarm_is_not_sent_to_wandb_without_an_active_run(tmp_path, monkeypatch):
+    sent = []
+    fake = types.ModuleType("wandb")
+    fake.__spec__ = importlib.machinery.ModuleSpec("wandb", None)
+    fake.run, fake.log = None, sent.append
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    callback = HealthCallback(HealthArguments(health_patience=1), REWARDS)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=["wandb"])
+    callback.on_log(args, TrainerState(global_step=12), TrainerControl(), logs=trl_log(kl=9.0))
+    assert sent == []
 
 
 def test_resume_keeps_the_entropy_baseline_from_log_history(tmp_path):

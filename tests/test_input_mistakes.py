@@ -58,6 +58,9 @@ MISTAKES = [
     ("eval-missing-split", (*EVAL, "--dataset_name", "{tmp}", "--dataset_test_split", "tset"), r"split 'tset' not found", {}),
     ("ei-model-path-typo", (*EI, "--model_name_or_path", "{tmp}/sft-smok"), r"model path .*sft-smok' does not exist", {}),
     ("ei-output-dir-is-a-file", (*EI, "--output_dir", "{tmp}/a_file"), r"a_file' is a file", {}),
+    ("ei-top-p-0", (*EI, "--ei_top_p", "0"), r"ei_top_p is 0; it must be in \(0, 1\]", {}),
+    ("ei-negative-temperature", (*EI, "--ei_temperature", "-1"), r"ei_temperature is -1; it must be >= 0 \(0 is greedy\)", {}),
+    ("eval-top-p-above-1", (*EVAL, "--top_p", "1.5"), r"top_p is 1.5; it must be in \(0, 1\]", {}),
 ]
 
 

@@ -1,6 +1,5 @@
 """`rl-math plan`: parameter counts, the memory arithmetic's direction, the shipped configs, the CLI."""
 
-import argparse
 import dataclasses
 from pathlib import Path
 
@@ -264,16 +263,16 @@ def test_shipped_config_fits_its_intended_gpus(path, qwen3b_dir):
 # the command
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="rl-math")
-    mp.add_plan_command(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["plan", *argv])
+def plan(*argv: str) -> int:
+    """`rl-math plan ARGV...` through the `rl-math` command; its exit code."""
+    from rl_math.cli import main
+
+    return main(["plan", *argv])
 
 
 def test_plan_command_prints_tables_and_verdicts(capsys):
     folder = shared_config("Qwen2.5-1.5B-Instruct")
-    args = parse(str(REPO_ROOT / "configs" / "qwen1.5b.yaml"), "--model-config", str(folder), "--zero", "2", "--gpus", "8")
-    assert args.run(args) == 0
+    assert plan(str(REPO_ROOT / "configs" / "qwen1.5b.yaml"), "--model-config", str(folder), "--zero", "2", "--gpus", "8") == 0
     out = capsys.readouterr().out
     assert "DeepSpeed ZeRO-2" in out and "8 GPUs" in out and "verdict" in out and "fits" in out
     assert "1,543,714,304 parameters" in out
@@ -281,19 +280,17 @@ def test_plan_command_prints_tables_and_verdicts(capsys):
 
 def test_plan_command_exit_codes(capsys, tmp_path):
     folder = shared_config("Qwen2.5-7B-Instruct")
-    args = parse(str(REPO_ROOT / "configs" / "qwen7b.yaml"), "--model-config", str(folder), "--zero", "ddp", "--gpus", "8")
-    assert args.run(args) == 1  # 7B full fine-tune does not fit replicated
-    args = parse(str(tmp_path / "missing.yaml"), "--model-config", str(folder))
-    assert args.run(args) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert plan(str(REPO_ROOT / "configs" / "qwen7b.yaml"), "--model-config", str(folder), "--zero", "ddp", "--gpus", "8") == 1  # 7B full fine-tune does not fit replicated
+    assert plan(str(tmp_path / "missing.yaml"), "--model-config", str(folder)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rl-math plan: error: ") and "does not exist" in err
 
 
 def test_plan_json_output(capsys):
     import json
 
     folder = shared_config("Qwen2.5-0.5B-Instruct")
-    args = parse(str(REPO_ROOT / "configs" / "qwen0.5b.yaml"), "--model-config", str(folder), "--json")
-    assert args.run(args) == 0
+    assert plan(str(REPO_ROOT / "configs" / "qwen0.5b.yaml"), "--model-config", str(folder), "--json") == 0
     data = json.loads(capsys.readouterr().out)
     assert data["intended"] == "ddp" and set(data["plans"]) == set(mp.STRATEGIES)
 

@@ -508,6 +508,15 @@ def test_unknown_parameter_names_the_reward_the_parameter_and_the_nearest():
     assert "Did you mean 'ngram_size'?" in message
 
 
+def test_reward_names_suggest_only_what_a_config_key_would():
+    from rl_math.config import nearest_key
+
+    assert nearest_key("corr", available_rewards()) is None  # too far for the config's matcher
+    with pytest.raises(ValueError) as error:
+        get_reward("corr")
+    assert "Did you mean" not in str(error.value)
+
+
 def test_parameter_for_a_reward_without_parameters_is_rejected():
     with pytest.raises(ValueError, match="'correctness' has no parameter 'weight_x'"):
         get_reward("correctness", weight_x=1)
@@ -744,3 +753,21 @@ def test_a_gated_reward_keeps_its_logged_name():
 def test_a_bad_gate_is_named(spec, message):
     with pytest.raises(ValueError, match=message):
         validate_reward_specs([spec])
+
+
+def test_reward_call_has_one_entry_per_completion_as_grpo_passes_them():
+    from rl_math.rewards import reward_call
+
+    call = reward_call(["q1", "q2"], ["a", "b"], ["1", "2"], completion_ids=[(5,), (6, 7)])
+    assert call == {
+        "prompts": ["q1", "q2"],
+        "completions": [[{"role": "assistant", "content": "a"}], [{"role": "assistant", "content": "b"}]],
+        "answer": ["1", "2"],
+        "completion_ids": [[5], [6, 7]],
+    }
+
+
+def test_reward_call_leaves_out_unknown_completion_ids():
+    from rl_math.rewards import reward_call
+
+    assert "completion_ids" not in reward_call(["q"], ["a"], ["1"])

@@ -3,13 +3,14 @@
     rl-math plot outputs/qwen0.5b-grpo                       # → outputs/qwen0.5b-grpo/curves.png
     rl-math plot outputs/run-a outputs/run-b -o compare.png  # runs overlaid, legend by run name
     rl-math samples outputs/qwen0.5b-grpo --step 40 --n 8    # completions logged at step 40
+    rl-math plan configs/qwen1.5b.yaml --gpus 8 --zero 2      # GPU memory per GPU, before renting them
 
-A problem with the input (a missing trainer_state.json, no logged completions) is one line on
-stderr and exit code 2, never a traceback.
+A problem with the input (a missing trainer_state.json, no logged completions, a config that
+names no model) is one line on stderr and exit code 2, never a traceback.
 
 Adding a subcommand: write `_add_<name>_arguments(parser)` and `_run_<name>(args) -> int`, and
 append a `Subcommand` to `SUBCOMMANDS`. Heavy imports (matplotlib, pandas) stay inside the run
-functions so `rl-math --help` is instant.
+functions so `rl-math --help` is instant. `python -m rl_math.cli` is the same command.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from rl_math.memory_plan import PLAN_HELP, add_plan_arguments, run_plan
 
 EXIT_USAGE = 2  # bad input, as argparse uses for bad arguments
 
@@ -102,12 +101,59 @@ def _positive_int(text: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# rl-math plan
+
+
+def _add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    from rl_math.memory_plan import ZERO_CHOICES
+
+    parser.add_argument("config", metavar="CONFIG.yaml", help="a GRPO recipe config")
+    parser.add_argument(
+        "--gpus", type=int, action="append", metavar="N",
+        help="GPUs (processes) in the run; repeat for several (default: the config's '# rl-math: ... gpus=' header, else 1)",
+    )
+    parser.add_argument(
+        "--zero", choices=sorted(ZERO_CHOICES), metavar="{2,3,3_offload,ddp}",
+        help="one strategy: ZeRO stage 2, 3, 3 with CPU offload, or ddp (default: all four)",
+    )
+    parser.add_argument("--model-config", metavar="PATH", help="a folder with the model's config.json (default: the config's model_name_or_path)")
+    parser.add_argument("--gpu-memory-gb", type=float, default=80.0, help="memory of one GPU in GB (default: 80)")
+    parser.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node, for host RAM under offload (default: 8)")
+    parser.add_argument(
+        "--prompt-tokens", type=int, metavar="N",
+        help="the longest prompt in tokens (default: the config's max_prompt_tokens, a worst case; GSM8K prompts are < 250)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the plans as JSON instead of tables")
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    """Print the plans; exit 1 when the asked (or the config's intended) setup does not fit."""
+    import json
+
+    from rl_math.memory_plan import ZERO_CHOICES, PlanError, format_report, judged_plans, plan_config, report_as_json
+
+    strategies = [ZERO_CHOICES[args.zero]] if args.zero else None
+    try:
+        shape, settings, header, intended, plans = plan_config(
+            args.config, args.gpus, strategies, args.model_config, args.gpu_memory_gb, args.prompt_tokens,
+            args.gpus_per_node,
+        )
+    except (PlanError, OSError, ValueError) as err:  # ConfigError (a bad YAML) is a ValueError
+        raise CliError(str(err)) from None
+    if args.json:
+        print(json.dumps(report_as_json(shape, settings, intended, plans), indent=2))
+    else:
+        print(format_report(args.config, shape, settings, header, intended, plans))
+    return 0 if all(plan.fits for plan in judged_plans(strategies, intended, plans)) else 1
+
+
+# ------------------------------------------------------------------------------------------------
 # The command
 
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("plot", "draw reward, accuracy, length, entropy/KL curves and health alarms into a PNG", _add_plot_arguments, _run_plot),
     Subcommand("samples", "show logged completions (log_completions: true) as a table", _add_samples_arguments, _run_samples),
-    Subcommand("plan", PLAN_HELP, add_plan_arguments, run_plan),
+    Subcommand("plan", "estimate the GPU memory a GRPO config needs per GPU under DDP and ZeRO-2/3", _add_plan_arguments, _run_plan),
 ]
 
 

@@ -5,10 +5,29 @@
 
 The YAML is flat and keyed by the dataclasses' own field names (TRL's `GRPOConfig`/`SFTConfig`,
 TRL's `ModelConfig`, and rl-math's `RecipeArguments`). Its values become the parser's defaults and
-command-line flags override them, as with TRL's own `TrlParser`, which cannot read a positional
-YAML. Everything is checked before any model is loaded: an unknown key names the nearest valid
-key, a value of the wrong type names the field and the expected type, and a recipe can add its
-own checks (`checks=`) that see the merged values before the dataclasses are built.
+command-line flags override them, as with TRL's own `TrlParser`. Everything is checked before any
+model is loaded: an unknown key names the nearest valid key, a value of the wrong type names the
+field and the expected type, and a recipe can add its own checks (`checks=`) that see the merged
+values before the dataclasses are built.
+
+Why not TRL's `TrlParser`: transformers' `HfArgumentParser` does parse the command-line flags here
+(`--help`, types, booleans), but `TrlParser((GRPOConfig, ModelConfig)).parse_args_and_config()`
+in TRL 1.16 lacks three things the recipes promise, each checked by running it:
+
+- a positional YAML: `script.py cfg.yaml` ignores the file and runs on the defaults (here it
+  stopped at GRPOConfig's bf16 check; with `--bf16 false` it fails with "Some specified arguments
+  are not used by the HfArgumentParser: ['cfg.yaml']"). Only `--config cfg.yaml` is read.
+- a nearest key: `learnin_rate:` in the YAML gives "Unknown arguments from config file:
+  ['--learnin_rate', '1e-5']. Please remove them, add them to the dataclass, or set
+  `fail_with_unknown_args=False`", and `--learnin_rate` on the command line "Some specified
+  arguments are not used by the HfArgumentParser", neither naming `learning_rate`.
+- typed one-sentence errors: `num_generations: 4.5` reaches GRPOConfig unchecked (the error is
+  "generation_batch_size (8) must be divisible by num_generations (4.5)"), and
+  `learning_rate: abc` or `--num_generations x` is argparse's usage page plus "invalid float
+  value: 'abc'" and SystemExit 2, not an error a check or a test can catch by type.
+
+Wrapping it would keep all of the code below (argv rewriting, the YAML type checks, the
+nearest-key lookup) and add a second YAML reader, so there is less code without it.
 """
 
 from __future__ import annotations
@@ -303,6 +322,9 @@ def collect_fields(dataclass_types: Iterable[type]) -> dict[str, FieldInfo]:
 
 def nearest_key(name: str, candidates: Iterable[str]) -> str | None:
     """The closest valid name to a misspelt one, or None when nothing is close.
+
+    The one "did you mean" matcher: config keys, reward names and parameters, task options and
+    paths all use it, so a typo is caught (or not) the same way everywhere.
 
     >>> nearest_key("learnin_rate", ["learning_rate", "lr_scheduler_type"])
     'learning_rate'

@@ -45,9 +45,13 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rl_math.grader import Verdict, answers_equal, grade, parse_number
+from rl_math.rewards import reward_call
+
+if TYPE_CHECKING:
+    from rl_math.generation import SamplingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +99,12 @@ class EvalArguments:
     vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per vLLM engine."})
     vllm_max_model_len: int | None = field(default=None, metadata={"help": "vLLM context length (null: the model's)."})
     seed: int = field(default=42, metadata={"help": "Sampling seed (the question subset uses it too)."})
+
+    def sampling(self) -> "SamplingSettings":
+        """The sampling settings these fields hold (the field names are the settings' own)."""
+        from rl_math.generation import SamplingSettings
+
+        return SamplingSettings.from_config(vars(self))
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,9 +296,7 @@ def score_completions(
         raise ValueError(f"{n} completions for {len(prompts)} prompts x {num_samples} samples")
     row_prompts = [prompts[i // num_samples] for i in range(n)]
     row_golds = [golds[i // num_samples] for i in range(n)]
-    messages = [[{"role": "assistant", "content": text}] for text in completions]
-    call = dict(prompts=row_prompts, completions=messages, completion_ids=[list(ids) for ids in completion_ids],
-                answer=row_golds)
+    call = reward_call(row_prompts, completions, row_golds, completion_ids)
     scores = {func.__name__: func(**call) for func in reward_funcs}
     format_scores = format_reward(**call)
     results = []

@@ -43,7 +43,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rl_math.generation import SamplingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +103,27 @@ class ExpertIterationArguments:
     ei_keep_checkpoints: bool = field(
         default=False, metadata={"help": "Keep a finished round's train/checkpoint-* folders (model/ has the weights)."}
     )
+
+    def sampling(self, seed: int) -> "SamplingSettings":
+        """How each round samples its training completions."""
+        from rl_math.generation import SamplingSettings
+
+        return SamplingSettings.from_config(vars(self), EI_SAMPLING_KEYS, seed=seed)
+
+    def eval_sampling(self, seed: int) -> "SamplingSettings":
+        """How each round's model is evaluated: one greedy completion per question."""
+        from rl_math.generation import SamplingSettings
+
+        return SamplingSettings.greedy_once(self.ei_max_new_tokens, seed)
+
+
+# The sampling settings (rl_math.generation.SamplingSettings) the ei_* fields hold.
+EI_SAMPLING_KEYS = {
+    "num_samples": "ei_samples_per_question",
+    "temperature": "ei_temperature",
+    "top_p": "ei_top_p",
+    "max_new_tokens": "ei_max_new_tokens",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,11 +223,13 @@ def build_filter(specs: Sequence[Mapping[str, Any]], context: Mapping[str, Any] 
 
 def apply_filter(samples: list[dict], filters: Sequence[RewardFilter]) -> None:
     """Score every sample with each filter reward (as GRPO calls them); set `scores` and `accepted`."""
-    call = dict(
-        prompts=[s["prompt"] for s in samples],
-        completions=[[{"role": "assistant", "content": s["completion"]}] for s in samples],
-        completion_ids=[s.get("completion_ids") or [] for s in samples],
-        answer=[s["gold"] for s in samples],
+    from rl_math.rewards import reward_call
+
+    call = reward_call(
+        [s["prompt"] for s in samples],
+        [s["completion"] for s in samples],
+        [s["gold"] for s in samples],
+        [s.get("completion_ids") or [] for s in samples],
     )
     scores = {f.name: f.func(**call) if samples else [] for f in filters}
     for i, sample in enumerate(samples):
@@ -316,10 +342,13 @@ def changed_settings(saved: Mapping[str, Any], resolved: Mapping[str, Any]) -> l
     >>> changed_settings({"learning_rate": 1e-3, "ei_rounds": 1}, {"learning_rate": 5e-4, "ei_rounds": 3})
     ['learning_rate: 0.001 → 0.0005']
     """
+    from rl_math.config import is_credential
+
+    # credentials are never saved (older runs saved them as "<redacted>"): not a setting to compare
     return [
         f"{name}: {saved[name]!r} → {value!r}"
         for name, value in resolved.items()
-        if name in saved and name not in RERUN_MAY_CHANGE and saved[name] != value and saved[name] != "<redacted>"
+        if name in saved and name not in RERUN_MAY_CHANGE and saved[name] != value and not is_credential(name)
     ]
 
 
@@ -374,17 +403,11 @@ def round_questions(questions, ei_args: ExpertIterationArguments, seed: int, rou
 
 def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int) -> list[dict]:
     """k completions per question from `model_path`, one row each (prompt-major)."""
-    from rl_math.generation import (
-        SamplingSettings,
-        load_generation_tokenizer,
-        load_generator,
-        render_prompts,
-        stop_token_ids,
-    )
+    from rl_math.generation import load_generation_tokenizer, load_generator, render_prompts, stop_token_ids
 
     args = ctx.ei_args
     seed = ctx.training_args.seed + round_index
-    settings = SamplingSettings(args.ei_samples_per_question, args.ei_temperature, args.ei_top_p, args.ei_max_new_tokens, seed)
+    settings = args.sampling(seed)
     trust = ctx.training_args.trust_remote_code
     tokenizer = load_generation_tokenizer(model_path, trust)
     stops = stop_token_ids(tokenizer, model_path)
@@ -481,10 +504,9 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
 def evaluate_round(ctx: RoundContext, model_path: str, rdir: Path, round_index: int) -> dict[str, Any]:
     """Greedy accuracy of the round's model on the eval questions."""
     from rl_math.evaluation import evaluate_model, headline
-    from rl_math.generation import SamplingSettings
 
     args = ctx.ei_args
-    settings = SamplingSettings(1, 0.0, 1.0, args.ei_max_new_tokens, ctx.training_args.seed)
+    settings = args.eval_sampling(ctx.training_args.seed)
     evaluation = evaluate_model(
         model_path, ctx.eval_set, name=f"round_{round_index}", prompt_format=ctx.script_args.prompt_format,
         reward_specs=ctx.reward_specs, settings=settings, use_vllm=args.ei_use_vllm, dtype=ctx.model_args.dtype,

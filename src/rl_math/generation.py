@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,8 +121,28 @@ def resolve_use_vllm(use_vllm: bool | None) -> bool:
     return bool(use_vllm)
 
 
+# What each sampling setting must be (checked here once, for every config that sets one).
+_SAMPLING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "num_samples": (lambda v: v >= 1, "it must be at least 1"),
+    "temperature": (lambda v: v >= 0, "it must be >= 0 (0 is greedy)"),
+    "top_p": (lambda v: 0 < v <= 1, "it must be in (0, 1] (1.0 turns nucleus sampling off)"),
+    "max_new_tokens": (lambda v: v >= 1, "it must be at least 1"),
+}
+
+
 @dataclass
 class SamplingSettings:
+    """How completions are sampled: the one set of sampling settings of evaluation, expert iteration
+    and in-run evaluation, whatever their YAML keys are called (:meth:`from_config`).
+
+    >>> SamplingSettings.from_config({"ei_temperature": 0.7, "ei_top_p": 0.9}, {"temperature": "ei_temperature",
+    ...                              "top_p": "ei_top_p"}, seed=3)
+    SamplingSettings(num_samples=1, temperature=0.7, top_p=0.9, max_new_tokens=512, seed=3)
+    >>> SamplingSettings.from_config({"ei_temperature": -1}, {"temperature": "ei_temperature"})
+    Traceback (most recent call last):
+    ValueError: ei_temperature is -1; it must be >= 0 (0 is greedy)
+    """
+
     num_samples: int = 1
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
@@ -130,18 +150,46 @@ class SamplingSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be at least 1, got {self.num_samples}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        check_sampling(vars(self))
+
+    @classmethod
+    def from_config(
+        cls, values: Mapping[str, Any], keys: Mapping[str, str] | None = None, **given: Any
+    ) -> "SamplingSettings":
+        """The settings a config's `values` hold; `keys` maps a setting to the config key that holds it
+        (default: the setting's own name), `given` sets one directly. A setting neither holds keeps
+        its default. A bad value is a ValueError that names the config key."""
+        keys = dict(keys or {})
+        settings = {
+            name: values[keys.get(name, name)]
+            for name in ("num_samples", "temperature", "top_p", "max_new_tokens", "seed")
+            if keys.get(name, name) in values
+        }
+        settings.update(given)
+        check_sampling(settings, keys)
+        return cls(**settings)
+
+    @classmethod
+    def greedy_once(cls, max_new_tokens: int, seed: int = 0) -> "SamplingSettings":
+        """One greedy completion per prompt: how every evaluation during or between training rounds samples."""
+        return cls(num_samples=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed)
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+
+def check_sampling(settings: Mapping[str, Any], keys: Mapping[str, str] | None = None) -> None:
+    """Raise ValueError, naming the config key (`keys`: setting → key), for a sampling setting out of range.
+
+    >>> check_sampling({"top_p": 0}, {"top_p": "ei_top_p"})
+    Traceback (most recent call last):
+    ValueError: ei_top_p is 0; it must be in (0, 1] (1.0 turns nucleus sampling off)
+    """
+    keys = keys or {}
+    for name, (ok, rule) in _SAMPLING_RULES.items():
+        if name in settings and not ok(settings[name]):
+            raise ValueError(f"{keys.get(name, name)} is {settings[name]:g}; {rule}")
 
 
 def render_prompts(tokenizer, prompts: Sequence[Any]) -> list[list[int]]:

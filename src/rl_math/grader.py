@@ -61,12 +61,14 @@ __all__ = [
     "Verdict",
     "answer_region",
     "answers_equal",
+    "assistant_message",
     "completion_text",
     "final_answers",
     "grade",
     "gold_is_gradable",
     "normalize_gold",
     "parse_number",
+    "prompt_text",
 ]
 
 # Bounds on the work done per completion: everything below is linear in these.
@@ -83,7 +85,7 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 
 
 # --------------------------------------------------------------------------------------------
-# Completion text
+# Message text: the one place a prompt or completion, in any shape, becomes text
 
 
 def completion_text(completion: object) -> str:
@@ -98,17 +100,47 @@ def completion_text(completion: object) -> str:
     >>> completion_text(None)
     ''
     """
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, (bytes, bytearray)):
-        return bytes(completion).decode("utf-8", errors="replace")
-    if isinstance(completion, dict):
-        return _message_content(completion.get("content"))
-    if isinstance(completion, (list, tuple)):
+    return _messages_text(completion, roles=("assistant",))
+
+
+def prompt_text(prompt: object) -> str:
+    """The text of a prompt: a string, or the content of every message of a conversational prompt.
+
+    The same shapes as :func:`completion_text`, all roles kept; never raises.
+
+    >>> prompt_text([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}])
+    'Be brief.\\nWhat is 2+2?'
+    """
+    return _messages_text(prompt, roles=None)
+
+
+def assistant_message(text: str) -> list[dict[str, str]]:
+    """A completion's text as TRL's conversational completion: the inverse of :func:`completion_text`.
+
+    >>> assistant_message("so \\\\boxed{4}")
+    [{'role': 'assistant', 'content': 'so \\\\boxed{4}'}]
+    """
+    return [{"role": "assistant", "content": text}]
+
+
+def _messages_text(value: object, roles: tuple[str, ...] | None) -> str:
+    """The contents of the messages in `value` whose role is in `roles` (None: every role), joined."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return _message_content(value.get("content"))
+    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):  # parquet gives numpy arrays of dicts
+        try:
+            value = value.tolist()
+        except Exception:  # noqa: BLE001 - not an array after all: no text
+            return ""
+    if isinstance(value, (list, tuple)):
         parts = [
             _message_content(message.get("content"))
-            for message in completion
-            if isinstance(message, dict) and message.get("role", "assistant") == "assistant"
+            for message in value
+            if isinstance(message, dict) and (roles is None or message.get("role", "assistant") in roles)
         ]
         return "\n".join(part for part in parts if part)
     return ""

@@ -55,7 +55,6 @@ stop at the same step; only the main process writes the warning.
 import dataclasses
 import logging
 import math
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -605,27 +604,31 @@ class HealthCallback(TrainerCallback):
 
 
 def _record(metrics: dict[str, float], logs: dict[str, Any], state: TrainerState) -> None:
-    """Put the alarm metrics into this step's log_history entry and the live logs dict.
+    """Put the alarm metrics into the live logs dict and this log's `state.log_history` entry.
 
-    transformers 5.23's `Trainer.log` appends a *copy* (`{**logs, "step": ...}`) to
-    `state.log_history` before calling `on_log`, so updating `logs` alone would never reach
-    `trainer_state.json`: update that entry as well.
+    The Trainer adds this log to `TrainerState.log_history` (what `trainer_state.json` saves)
+    before the `on_log` callbacks run, as an entry of its own: updating `logs` alone would not
+    reach it. That entry is the last one, at this step, holding every key of `logs`; without one
+    (a caller that logs otherwise) the alarms get an entry of their own.
     """
     entry = state.log_history[-1] if state.log_history else None
-    if entry is not None and entry is not logs and entry.get("step") == state.global_step and set(logs) <= set(entry):
+    if entry is not None and entry.get("step") == state.global_step and logs.keys() <= entry.keys():
         entry.update(metrics)
-    elif entry is None or entry is not logs:
-        # no entry for this log (a caller that appends after the callbacks, or none at all)
+    else:
         state.log_history.append({**metrics, "step": state.global_step})
     logs.update(metrics)
 
 
 def _forward_to_wandb(metrics: dict[str, float], args: TrainingArguments, state: TrainerState) -> None:
-    """Send the alarms to W&B, whose callback logged this step before ours ran."""
+    """Send the alarms to the active W&B run, which the Trainer's W&B callback logged this step to already."""
+    from transformers.integrations import is_wandb_available
+
     report_to = args.report_to if isinstance(args.report_to, (list, tuple)) else [args.report_to]
-    wandb = sys.modules.get("wandb")  # imported by the W&B callback when it is in use
-    wanted = "wandb" in report_to or "all" in report_to
-    if not wanted or wandb is None or getattr(wandb, "run", None) is None:
+    if not ("wandb" in report_to or "all" in report_to) or not is_wandb_available():
+        return
+    import wandb
+
+    if wandb.run is None:  # no run started (W&B disabled, or not the main process)
         return
     # WandbCallback names train metrics "train/<key>" against the step metric "train/global_step"
     wandb.log({**{f"train/{k}": v for k, v in metrics.items()}, "train/global_step": state.global_step})

@@ -146,7 +146,7 @@ class HeldOutAccuracyCallback(TrainerCallback):
         share = list(range(rank, len(self.prompts), world))
         prompts = [self.prompts[i] for i in share]
         golds = [self.golds[i] for i in share]
-        settings = SamplingSettings(num_samples=1, temperature=0.0, max_new_tokens=self.max_new_tokens)
+        settings = SamplingSettings.greedy_once(self.max_new_tokens)
         tokenizer = trainer.processing_class
         prompt_ids = render_prompts(tokenizer, prompts)
         if getattr(trainer, "vllm_generation", None) is not None and getattr(trainer, "use_vllm", False):

@@ -51,19 +51,15 @@ buffers on several GPUs), and is compared with the GPU memory (80 GB by default)
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 GB = 1e9
-
-PLAN_HELP = "estimate the GPU memory a GRPO config needs per GPU under DDP and ZeRO-2/3"
 
 STRATEGIES = ("ddp", "zero2", "zero3", "zero3_offload")
 STRATEGY_NAMES = {
@@ -72,7 +68,7 @@ STRATEGY_NAMES = {
     "zero3": "DeepSpeed ZeRO-3",
     "zero3_offload": "DeepSpeed ZeRO-3 + CPU offload",
 }
-_ZERO_CHOICES = {"0": "ddp", "ddp": "ddp", "2": "zero2", "3": "zero3", "3_offload": "zero3_offload"}
+ZERO_CHOICES = {"0": "ddp", "ddp": "ddp", "2": "zero2", "3": "zero3", "3_offload": "zero3_offload"}
 
 # TRL 1.16 / rl-math defaults for the keys a YAML may leave out (tests check them against the dataclasses).
 DEFAULTS: dict[str, Any] = {
@@ -473,11 +469,6 @@ def logprob_bytes(shape: ModelShape, sequences: int, completion_tokens: int, act
     return tile + hidden_copy + backward + per_token_loss_tensors
 
 
-def materialised_logits_bytes(shape: ModelShape, sequences: int, completion_tokens: int) -> float:
-    """What the fp32 logits of the completion tokens would take if they were materialised (they are not)."""
-    return sequences * completion_tokens * shape.vocab * 4
-
-
 def _ds_estimates(strategy: str, trainable: int, largest_layer: int, gpus: int, gpus_per_node: int = 8) -> tuple[float, float]:
     """DeepSpeed's (GPU, CPU per node) model-states estimate; its formulas when DeepSpeed is absent."""
     per_node = min(gpus, gpus_per_node)
@@ -654,36 +645,7 @@ def plan_memory(
 
 
 # --------------------------------------------------------------------------------------------
-# The command
-
-
-def add_plan_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The `plan` subcommand's arguments (for cli.py's `Subcommand` list)."""
-    parser.add_argument("config", metavar="CONFIG.yaml", help="a GRPO recipe config")
-    parser.add_argument(
-        "--gpus", type=int, action="append", metavar="N",
-        help="GPUs (processes) in the run; repeat for several (default: the config's '# rl-math: ... gpus=' header, else 1)",
-    )
-    parser.add_argument(
-        "--zero", choices=sorted(_ZERO_CHOICES), metavar="{2,3,3_offload,ddp}",
-        help="one strategy: ZeRO stage 2, 3, 3 with CPU offload, or ddp (default: all four)",
-    )
-    parser.add_argument("--model-config", metavar="PATH", help="a folder with the model's config.json (default: the config's model_name_or_path)")
-    parser.add_argument("--gpu-memory-gb", type=float, default=80.0, help="memory of one GPU in GB (default: 80)")
-    parser.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node, for host RAM under offload (default: 8)")
-    parser.add_argument(
-        "--prompt-tokens", type=int, metavar="N",
-        help="the longest prompt in tokens (default: the config's max_prompt_tokens, a worst case; GSM8K prompts are < 250)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the plans as JSON instead of tables")
-    parser.set_defaults(run=run_plan)
-    return parser
-
-
-def add_plan_command(subparsers) -> argparse.ArgumentParser:
-    """Register `plan` on an argparse subparsers object; `args.run(args)` then runs it."""
-    parser = subparsers.add_parser("plan", help=PLAN_HELP, description=PLAN_HELP)
-    return add_plan_arguments(parser)
+# The report (`rl-math plan` in cli.py prints it)
 
 
 def _gb(value: float) -> str:
@@ -797,53 +759,40 @@ def plan_config(
     return shape, settings, header, intended, plans
 
 
-def run_plan(args: argparse.Namespace) -> int:
-    """`rl-math plan`: print the tables; exit 1 when the asked (or intended) setup does not fit, 2 on bad input."""
-    strategies = [_ZERO_CHOICES[args.zero]] if getattr(args, "zero", None) else None
-    try:
-        shape, settings, header, intended, plans = plan_config(
-            args.config, args.gpus, strategies, args.model_config, args.gpu_memory_gb, args.prompt_tokens,
-            getattr(args, "gpus_per_node", 8),
-        )
-    except (PlanError, OSError, ValueError) as err:
-        print(f"rl-math plan: error: {err}", file=sys.stderr)
-        return 2
-    if getattr(args, "json", False):
-        out = {
-            "model": dataclasses.asdict(shape) | {"linear_shapes": len(shape.linear_shapes)},
-            "settings": dataclasses.asdict(settings),
-            "intended": intended,
-            "plans": {
-                s: [
-                    {"gpus": p.gpus, "items": p.items, "generation": p.generation_phase, "training": p.training_phase,
-                     "peak_allocated": p.peak_allocated, "total": p.total, "verdict": p.verdict,
-                     "deepspeed_states": p.deepspeed_states, "notes": p.notes}
-                    for p in ps
-                ]
-                for s, ps in plans.items()
-            },
-        }
-        print(json.dumps(out, indent=2))
-    else:
-        print(f"rl-math plan {args.config}")
-        print(describe(shape, settings))
-        if header.accelerate_config:
-            print(f"intended: {header.accelerate_config} ({intended}) on {', '.join(map(str, header.gpus)) or '?'} GPUs")
-        for strategy, ps in plans.items():
-            print()
-            print(format_plans(ps, intended=strategy == intended))
-        print()
-        print(format_summary(plans, intended))
-    judged = plans.get(strategies[0]) if strategies else plans.get(intended or "", [])
-    return 0 if all(p.fits for p in judged or []) else 1
+def format_report(
+    config: str | Path, shape: ModelShape, settings: RunSettings, header: LaunchHeader, intended: str | None,
+    plans: Mapping[str, list[MemoryPlan]],
+) -> str:
+    """What `rl-math plan` prints: the model and run, a table per strategy, the summary."""
+    lines = [f"rl-math plan {config}", describe(shape, settings)]
+    if header.accelerate_config:
+        lines.append(f"intended: {header.accelerate_config} ({intended}) on {', '.join(map(str, header.gpus)) or '?'} GPUs")
+    for strategy, ps in plans.items():
+        lines += ["", format_plans(ps, intended=strategy == intended)]
+    lines += ["", format_summary(plans, intended)]
+    return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m rl_math.memory_plan CONFIG.yaml ...` (the same as `rl-math plan`)."""
-    parser = argparse.ArgumentParser(prog="rl-math plan", description=PLAN_HELP)
-    add_plan_arguments(parser)
-    return run_plan(parser.parse_args(argv))
+def report_as_json(
+    shape: ModelShape, settings: RunSettings, intended: str | None, plans: Mapping[str, list[MemoryPlan]]
+) -> dict[str, Any]:
+    """What `rl-math plan --json` prints."""
+    return {
+        "model": dataclasses.asdict(shape) | {"linear_shapes": len(shape.linear_shapes)},
+        "settings": dataclasses.asdict(settings),
+        "intended": intended,
+        "plans": {
+            s: [
+                {"gpus": p.gpus, "items": p.items, "generation": p.generation_phase, "training": p.training_phase,
+                 "peak_allocated": p.peak_allocated, "total": p.total, "verdict": p.verdict,
+                 "deepspeed_states": p.deepspeed_states, "notes": p.notes}
+                for p in ps
+            ]
+            for s, ps in plans.items()
+        },
+    }
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def judged_plans(strategies: Sequence[str] | None, intended: str | None, plans: Mapping[str, list[MemoryPlan]]) -> list[MemoryPlan]:
+    """The plans the verdict is about: the one strategy asked for, else the config's intended one."""
+    return (plans.get(strategies[0]) if strategies else plans.get(intended or "")) or []

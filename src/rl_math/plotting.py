@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rl_math.grader import completion_text, prompt_text
+
 TRAINER_STATE = "trainer_state.json"
 ALARM_PREFIX = "health/"
 
@@ -310,32 +312,13 @@ def find_completions(output_dir: str | Path, step: int | None = None) -> Path:
     return files[step]
 
 
-def message_text(value: Any) -> str:
-    """A prompt or completion as text: a string, or the contents of a list of chat messages.
-
-    >>> message_text([{"role": "user", "content": "What is 2+2?"}])
-    'What is 2+2?'
-    """
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return message_text(value.get("content"))
-    if hasattr(value, "tolist"):  # parquet gives numpy arrays of dicts
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return "\n".join(message_text(v) for v in value)
-    return str(value)
-
-
 def prompt_tail(prompt: Any, max_chars: int = 240) -> str:
     """The end of a prompt: the last message (the question), shortened from the left."""
-    if hasattr(prompt, "tolist"):
+    if hasattr(prompt, "tolist"):  # parquet gives numpy arrays of dicts
         prompt = prompt.tolist()
     if isinstance(prompt, (list, tuple)) and prompt:
         prompt = prompt[-1]
-    text = message_text(prompt).strip()
+    text = prompt_text(prompt).strip()
     return text if len(text) <= max_chars else "…" + text[-max_chars:]
 
 
@@ -391,7 +374,7 @@ def print_samples(path: str | Path, n: int = 8, console=None, max_chars: int = 1
         if column in frame.columns:
             table.add_column(column, justify="right", overflow="fold")
     for index, row in shown.iterrows():
-        cells = [str(index), prompt_tail(row.get("prompt")), shorten(message_text(row.get("completion")), max_chars)]
+        cells = [str(index), prompt_tail(row.get("prompt")), shorten(completion_text(row.get("completion")), max_chars)]
         cells += [_cell(row[c]) for c in [*score_columns, "advantage"] if c in frame.columns]
         # rich reads [tags] as markup; completions are full of brackets
         table.add_row(*[_escape(c) for c in cells])
@@ -407,7 +390,7 @@ def _print_sample_blocks(console, title: str, rows, value_columns: list[str], ma
         scores = "  ".join(f"{column} {_cell(row[column])}" for column in value_columns)
         console.print(f"\n── #{index}  {scores}", markup=False, highlight=False)
         console.print("prompt (end): " + prompt_tail(row.get("prompt")), markup=False, highlight=False)
-        console.print(shorten(message_text(row.get("completion")), max_chars), markup=False, highlight=False)
+        console.print(shorten(completion_text(row.get("completion")), max_chars), markup=False, highlight=False)
 
 
 def _cell(value: Any) -> str:
@@ -415,7 +398,7 @@ def _cell(value: Any) -> str:
         return "None"
     if isinstance(value, float):
         return f"{value:.3g}"
-    return message_text(value)
+    return value if isinstance(value, str) else str(value)
 
 
 def _escape(text: str) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rl_math.config import ConfigError
+from rl_math.config import ConfigError, nearest_key
 
 logger = logging.getLogger(__name__)
 
@@ -377,8 +377,12 @@ def check_grpo_sampling(values: dict[str, Any], explicit: set[str]) -> None:
         raise ConfigError(
             f"temperature is {values['temperature']:g}; GRPO samples each group, so it must be above 0 (1.0 is usual)"
         )
-    if not 0 < values["top_p"] <= 1:
-        raise ConfigError(f"top_p is {values['top_p']:g}; it must be in (0, 1] (1.0 turns nucleus sampling off)")
+    from rl_math.generation import check_sampling
+
+    try:
+        check_sampling({"top_p": values["top_p"]})
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def hub_offline() -> bool:
@@ -394,13 +398,11 @@ def _looks_local(name: str) -> bool:
 
 def _similar_paths(path: Path) -> str:
     """`; did you mean 'outputs/sft-smoke'?` when a sibling of a missing path is a near miss."""
-    import difflib
-
     parent = path.parent
     if not parent.is_dir():
         return ""
-    close = difflib.get_close_matches(path.name, [p.name for p in parent.iterdir()], n=1)
-    return f" (did you mean {str(parent / close[0])!r}?)" if close else ""
+    nearest = nearest_key(path.name, [p.name for p in parent.iterdir()])
+    return f" (did you mean {str(parent / nearest)!r}?)" if nearest else ""
 
 
 def model_source_problem(name: str, revision: str | None = None) -> str | None:

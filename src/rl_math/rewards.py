@@ -24,18 +24,18 @@ registry name.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import inspect
 import math
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from rl_math.grader import MAX_TEXT_CHARS, completion_text, final_answers, grade
+from rl_math.config import nearest_key
+from rl_math.grader import MAX_TEXT_CHARS, assistant_message, completion_text, final_answers, grade, prompt_text
 
 __all__ = [
     "REWARDS",
@@ -47,6 +47,7 @@ __all__ = [
     "gate_on_correct",
     "get_reward",
     "repetition_penalty",
+    "reward_call",
     "reward_name",
     "required_columns",
     "termination",
@@ -268,15 +269,6 @@ def _normalized(text: str) -> str:
     return " ".join(_WORDS.findall(text.lower()))
 
 
-def _prompt_text(prompt: object) -> str:
-    """A prompt's text: a string, or every message's content of a conversational prompt."""
-    if isinstance(prompt, (str, dict)):
-        return completion_text(prompt)
-    if isinstance(prompt, (list, tuple)):
-        return "\n".join(completion_text(message) for message in prompt if isinstance(message, dict))
-    return ""
-
-
 @lru_cache(maxsize=1024)
 def _normalized_prompt(prompt: str) -> str:
     return f" {_normalized(prompt[:_MAX_PROMPT_CHARS])} "
@@ -323,7 +315,7 @@ def think_format(completions, prompts=None, *, min_words: int = 5, **kwargs) -> 
         if not opened.startswith("<think>"):
             return 0.0
         think = opened[len("<think>") :].split("</think>", 1)[0]
-        if not _is_reasoning(think, _prompt_text(prompt), min_words):
+        if not _is_reasoning(think, prompt_text(prompt), min_words):
             return 0.0
         return 1.0 if final_answers(text).single is not None else 0.0
 
@@ -456,8 +448,8 @@ def _check_int(params: dict, name: str, minimum: int, reward: str | None = None)
 
 def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """' Did you mean 'x'?' for the nearest candidate, or '' when none is close."""
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
-    return f" Did you mean {matches[0]!r}?" if matches else ""
+    nearest = nearest_key(word, candidates)
+    return f" Did you mean {nearest!r}?" if nearest else ""
 
 
 def _import_reward(path: str) -> tuple[RewardFunc, str]:
@@ -687,6 +679,31 @@ def required_columns(reward_func: Callable) -> set[str]:
         and name not in bound
     }
 
+
+
+def reward_call(
+    prompts: Sequence, completions: Sequence[str], golds: Sequence, completion_ids: Sequence | None = None
+) -> dict[str, list]:
+    """The keyword arguments GRPOTrainer gives a reward, for completions rl-math generated itself.
+
+    One entry per completion: the prompt, the completion as a conversational assistant message,
+    its token ids (cut after the stop token, as TRL passes them; left out when not known) and the
+    ``answer`` column.
+
+    >>> call = reward_call(["What is 2+2?"], [r"\\boxed{4}"], ["4"], completion_ids=[[7, 2]])
+    >>> call["completions"], call["answer"], call["completion_ids"]
+    ([[{'role': 'assistant', 'content': '\\\\boxed{4}'}]], ['4'], [[7, 2]])
+    >>> get_reward("correctness")(**call)
+    [1.0]
+    """
+    call = {
+        "prompts": list(prompts),
+        "completions": [assistant_message(text) for text in completions],
+        "answer": list(golds),
+    }
+    if completion_ids is not None:
+        call["completion_ids"] = [list(ids) for ids in completion_ids]
+    return call
 
 # --------------------------------------------------------------------------------------------
 # The YAML list

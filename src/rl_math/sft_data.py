@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from rl_math.config import ConfigError
 from rl_math.data import _local_file, load_prompt_dataset, read_local_file
+from rl_math.grader import assistant_message
 from rl_math.gsm8k import solution_reasoning
 from rl_math.prompts import get_prompt_format
 
@@ -77,11 +78,6 @@ def sft_target(reasoning: str, gold: str, prompt_format: str) -> str:
     raise ValueError(f"no SFT target for prompt_format {prompt_format!r}")
 
 
-def assistant_message(text: str) -> list[dict[str, str]]:
-    """A completion in TRL's conversational prompt-completion format."""
-    return [{"role": "assistant", "content": text}]
-
-
 def target_problems(
     prompts: list, completions: list[str], golds: list[str], prompt_format: str
 ) -> list[str | None]:
@@ -90,12 +86,12 @@ def target_problems(
     The rewards used are `correctness` and the prompt format's own format reward, called exactly as
     GRPOTrainer calls them (conversational completions, `prompts`, the `answer` column).
     """
-    from rl_math.rewards import get_reward
+    from rl_math.rewards import get_reward, reward_call
 
     format_name = get_prompt_format(prompt_format).format_reward
-    messages = [assistant_message(c) for c in completions]
-    correct = get_reward("correctness")(completions=messages, prompts=prompts, answer=golds)
-    shaped = get_reward(format_name)(completions=messages, prompts=prompts, answer=golds)
+    call = reward_call(prompts, completions, golds)
+    correct = get_reward("correctness")(**call)
+    shaped = get_reward(format_name)(**call)
     problems: list[str | None] = []
     for c, s in zip(correct, shaped):
         reasons = ([] if c == 1.0 else [f"correctness={c}"]) + ([] if s == 1.0 else [f"{format_name}={s}"])
