@@ -29,9 +29,9 @@ try:
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rl_math import rewards as rl_rewards
-from rl_math.data import gold_answer
-from rl_math.prompts import PROMPT_FORMATS, default_reward_specs
-from rl_math.synthetic import synthetic_split
+from rl_math.tasks.loading import gold_answer
+from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
+from rl_math.tasks.arithmetic import synthetic_split
 from rl_math.tiny import resolve_model_path
 
 

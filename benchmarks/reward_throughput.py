@@ -31,7 +31,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 from _common import cpu_model, version  # benchmarks/ is on sys.path when run as a script; adds src/ too
 
 from rl_math import grader
-from rl_math.gsm8k import gold_answer_from_solution, solution_reasoning
+from rl_math.tasks.gsm8k import gold_answer_from_solution, solution_reasoning
 from rl_math.rewards import correctness
 
 
@@ -233,7 +233,7 @@ def reward_mix_rows(cases: list[Case], math_verify_throughput: float, repeats: i
     """Print completions/s of correctness, the default mix and the shipped configs' mix, interleaved."""
     import statistics
 
-    from rl_math.prompts import default_reward_specs
+    from rl_math.tasks.formats import default_reward_specs
     from rl_math.rewards import build_rewards
 
     completions = [case.completion for case in cases]

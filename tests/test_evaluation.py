@@ -27,7 +27,7 @@ from rl_math.evaluation import (
     unique_model_names,
     write_results,
 )
-from rl_math.prompts import build_prompt
+from rl_math.tasks.formats import build_prompt
 from rl_math.rewards import build_rewards, get_reward
 
 EOS, FILL, MAX_NEW = 2, 7, 8

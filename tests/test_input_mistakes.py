@@ -137,7 +137,7 @@ def test_unreachable_hub_while_online_is_one_sentence(mistake_files, no_model_lo
 )
 def test_integer_and_text_answers_are_both_accepted(answers, tmp_path, tiny_tokenizer):
     from rl_math.config import RecipeArguments
-    from rl_math.data import load_prompt_dataset
+    from rl_math.tasks.loading import load_prompt_dataset
 
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps({"question": f"q{i}?", "answer": a}) + "\n" for i, a in enumerate(answers)))

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rl_math.data import gold_answer
-from rl_math.prompts import PROMPT_FORMATS, build_prompt, default_reward_specs
+from rl_math.tasks.loading import gold_answer
+from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt, default_reward_specs
 from rl_math.rewards import build_rewards
 
 REPO = Path(__file__).resolve().parents[1]

@@ -117,13 +117,13 @@ class RecipeArguments:
     )
 
     def __post_init__(self) -> None:
-        from rl_math.prompts import get_prompt_format
+        from rl_math.tasks.formats import get_prompt_format
 
         try:
             get_prompt_format(self.prompt_format)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        from rl_math.data import arithmetic_options
+        from rl_math.tasks.loading import arithmetic_options
 
         arithmetic_options(self.dataset_name)  # a bad option is a ConfigError now, not at load time
         if self.rewards is not None:

@@ -326,7 +326,7 @@ def score_generations(
 
     Rewards get the stop tokens and the token limit as GRPO's do (`termination` needs both).
     """
-    from rl_math.prompts import get_prompt_format
+    from rl_math.tasks.formats import get_prompt_format
     from rl_math.rewards import build_rewards, get_reward
 
     funcs, weights = build_rewards(

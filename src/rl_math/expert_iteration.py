@@ -112,7 +112,7 @@ def default_filter(prompt_format: str) -> list[dict]:
     >>> [f["name"] for f in default_filter("think_boxed")]
     ['correctness', 'think_format', 'termination']
     """
-    from rl_math.prompts import default_reward_specs
+    from rl_math.tasks.formats import default_reward_specs
 
     # full marks on every reward of the format's default mix
     return [{"name": spec["name"], "min": 1.0} for spec in default_reward_specs(prompt_format)]

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from rl_math.gsm8k import gold_answer_from_solution
+from rl_math.tasks.gsm8k import gold_answer_from_solution
 
 __all__ = [
     "FinalAnswers",

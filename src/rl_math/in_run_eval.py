@@ -254,7 +254,7 @@ def build_in_run_eval(eval_args: InRunEvalArguments, script_args, tokenizer, *, 
     """The callback for a recipe (an empty list when `eval_accuracy_steps` is 0); attach it to the trainer."""
     if not eval_args.enabled:
         return []
-    from rl_math.data import load_prompt_dataset
+    from rl_math.tasks.loading import load_prompt_dataset
 
     dataset = load_prompt_dataset(script_args, script_args.dataset_test_split, tokenizer, eval_args.eval_questions,
                                   seed=_SUBSET_SEED)

@@ -2,7 +2,7 @@ r"""SFT data: GSM8K solutions → prompt/completion rows in the chosen prompt fo
 
 The SFT targets are exactly what the RL rewards pay for. For the question "… 48/2 = <<48/2=24>>24
 clips …\n#### 72" the completion is the solution's reasoning (calculator annotations `<<…>>`
-removed, see :func:`rl_math.gsm8k.solution_reasoning`) and the gold answer, boxed:
+removed, see :func:`rl_math.tasks.gsm8k.solution_reasoning`) and the gold answer, boxed:
 
 =============  =================================================================================
 format         completion
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rl_math.config import ConfigError
-from rl_math.data import _local_file, load_prompt_dataset, read_local_file
-from rl_math.gsm8k import solution_reasoning
-from rl_math.prompts import get_prompt_format
+from rl_math.tasks.loading import _local_file, load_prompt_dataset, read_local_file
+from rl_math.tasks.gsm8k import solution_reasoning
+from rl_math.tasks.formats import get_prompt_format
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -108,7 +108,7 @@ def target_problems(
 
 
 def gsm8k_to_sft(dataset: "Dataset", prompt_format: str) -> "Dataset":
-    """Rows with `prompt`/`answer`/`solution` (from `rl_math.data.to_prompts`) → SFT rows.
+    """Rows with `prompt`/`answer`/`solution` (from `rl_math.tasks.loading.to_prompts`) → SFT rows.
 
     Returns `prompt` (unchanged), `completion` (one assistant message) and `answer` (the gold,
     kept for inspection; SFTTrainer ignores it). Rows the rewards would not pay 1.0 are dropped.

@@ -6,10 +6,10 @@ import pytest
 
 from rl_math.config import RecipeArguments
 from rl_math.config import ConfigError
-from rl_math.data import SYNTHETIC_DATASET, drop_long_prompts, gold_answer, load_problems, load_prompt_dataset, to_prompts
-from rl_math.gsm8k import gold_answer_from_solution, solution_reasoning
-from rl_math.prompts import PROMPT_FORMATS, build_prompt, get_prompt_format
-from rl_math.synthetic import generate_problems, synthetic_split
+from rl_math.tasks.loading import SYNTHETIC_DATASET, drop_long_prompts, gold_answer, load_problems, load_prompt_dataset, to_prompts
+from rl_math.tasks.gsm8k import gold_answer_from_solution, solution_reasoning
+from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt, get_prompt_format
+from rl_math.tasks.arithmetic import generate_problems, synthetic_split
 
 
 def test_gold_answer_is_text_after_the_marker_without_commas():

@@ -12,7 +12,7 @@ import pytest
 from rl_math.grader import normalize_gold, parse_number
 from rl_math.rewards import correctness
 
-GSM8K_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"
+GSM8K_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k"
 SPLITS = ["train", "test"]
 
 

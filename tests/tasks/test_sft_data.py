@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from rl_math.config import RecipeArguments
-from rl_math.data import load_prompt_dataset, to_prompts
-from rl_math.prompts import PROMPT_FORMATS, build_prompt, get_prompt_format
+from rl_math.tasks.loading import load_prompt_dataset, to_prompts
+from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt, get_prompt_format
 from rl_math.rewards import get_reward
 from rl_math.sft_data import (
     assistant_message,
@@ -66,7 +66,7 @@ def test_target_per_format_with_annotations_removed(prompt_format):
 
 @pytest.mark.parametrize("prompt_format", FORMATS)
 def test_every_synthetic_target_scores_one_on_correctness_and_its_format(prompt_format):
-    from rl_math.synthetic import generate_problems
+    from rl_math.tasks.arithmetic import generate_problems
 
     rows = _rows(generate_problems(200, seed=3), prompt_format)
     assert len(rows) == 200  # none dropped
@@ -158,7 +158,7 @@ def test_accepted_samples_become_sft_rows():
 
 
 def test_rows_longer_than_max_length_are_dropped_not_cut(tiny_tokenizer, caplog):
-    from rl_math.synthetic import generate_problems
+    from rl_math.tasks.arithmetic import generate_problems
 
     rows = _rows(generate_problems(4, seed=1), "boxed")
     long = rows.to_list()

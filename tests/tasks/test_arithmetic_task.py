@@ -3,8 +3,8 @@
 import pytest
 
 from rl_math.config import ConfigError, RecipeArguments
-from rl_math.data import gold_answer, load_problems, load_prompt_dataset
-from rl_math.synthetic import ArithmeticOptions, arithmetic_split, synthetic_split
+from rl_math.tasks.loading import gold_answer, load_problems, load_prompt_dataset
+from rl_math.tasks.arithmetic import ArithmeticOptions, arithmetic_split, synthetic_split
 
 TASK = "rl-math:arithmetic"
 

@@ -6,7 +6,7 @@ Sources, chosen by `dataset_name`:
   (a split name may itself be a file path),
 - `rl-math:synthetic`, the offline generated arithmetic problems,
 - `rl-math:arithmetic?operations=add&max_operand=9&…`, the difficulty-controlled offline task
-  (options: :class:`rl_math.synthetic.ArithmeticOptions`).
+  (options: :class:`rl_math.tasks.arithmetic.ArithmeticOptions`).
 
 Each row becomes `prompt` (system prompt + question), `answer` (the normalised gold answer) and
 `solution` (the original reasoning text, used by SFT). Rows whose gold answer the grader cannot read
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 from rl_math.config import ConfigError, one_line
 from rl_math.grader import gold_is_gradable
-from rl_math.gsm8k import gold_answer_from_solution
+from rl_math.tasks.gsm8k import gold_answer_from_solution
 from rl_math.preflight import hub_offline
-from rl_math.prompts import build_prompt, get_prompt_format
+from rl_math.tasks.formats import build_prompt, get_prompt_format
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -63,7 +63,7 @@ def gold_answer(answer_text: str) -> str | None:
 def arithmetic_options(dataset_name: str):
     """The options of an `rl-math:arithmetic?…` name (a ConfigError for bad ones), else None."""
     from rl_math.config import reserved_name_options
-    from rl_math.synthetic import ARITHMETIC_DATASET, ArithmeticOptions
+    from rl_math.tasks.arithmetic import ARITHMETIC_DATASET, ArithmeticOptions
 
     return reserved_name_options(dataset_name, ARITHMETIC_DATASET, ArithmeticOptions)
 
@@ -148,11 +148,11 @@ def load_problems(dataset_name: str, split: str, dataset_config: str | None = No
     from datasets import Dataset, Value
 
     if dataset_name == SYNTHETIC_DATASET:
-        from rl_math.synthetic import synthetic_split
+        from rl_math.tasks.arithmetic import synthetic_split
 
         dataset = Dataset.from_list(synthetic_split(split))
     elif (options := arithmetic_options(dataset_name)) is not None:
-        from rl_math.synthetic import arithmetic_split
+        from rl_math.tasks.arithmetic import arithmetic_split
 
         dataset = Dataset.from_list(arithmetic_split(split, options))
     elif (local := _local_file(dataset_name, split)) is not None:
