@@ -204,6 +204,7 @@ def apply_filter(samples: list[dict], filters: Sequence[RewardFilter]) -> None:
         completions=[[{"role": "assistant", "content": s["completion"]}] for s in samples],
         completion_ids=[s.get("completion_ids") or [] for s in samples],
         answer=[s["gold"] for s in samples],
+        task=[s.get("task") for s in samples],  # the task's comparator grades (None: the grader's)
     )
     scores = {f.name: f.func(**call) if samples else [] for f in filters}
     for i, sample in enumerate(samples):
@@ -374,6 +375,7 @@ def round_questions(questions, ei_args: ExpertIterationArguments, seed: int, rou
 
 def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int) -> list[dict]:
     """k completions per question from `model_path`, one row each (prompt-major)."""
+    from rl_math.evaluation import dataset_task
     from rl_math.generation import (
         SamplingSettings,
         load_generation_tokenizer,
@@ -390,6 +392,7 @@ def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int
     stops = stop_token_ids(tokenizer, model_path)
     prompts = list(questions["prompt"])
     golds = list(questions["answer"])
+    task = dataset_task(questions)
     generator = load_generator(
         model_path, tokenizer, use_vllm=args.ei_use_vllm, dtype=ctx.model_args.dtype,
         attn_implementation=ctx.model_args.attn_implementation, trust_remote_code=trust,
@@ -406,7 +409,7 @@ def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int
             i = generations.index(q, s)
             rows.append({
                 "round": round_index, "question_index": q, "sample_index": s, "prompt": prompt, "gold": gold,
-                "completion": generations.texts[i], "completion_ids": generations.token_ids[i],
+                "task": task, "completion": generations.texts[i], "completion_ids": generations.token_ids[i],
                 "n_tokens": len(generations.token_ids[i]), "eos": generations.eos[i], "truncated": generations.truncated[i],
             })
     return rows

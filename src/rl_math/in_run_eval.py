@@ -118,6 +118,9 @@ class HeldOutAccuracyCallback(TrainerCallback):
         self.args = args
         self.prompts = list(dataset["prompt"])
         self.golds = list(dataset["answer"])
+        from rl_math.evaluation import dataset_task
+
+        self.task = dataset_task(dataset)
         self.prompt_format = prompt_format
         self.reward_specs = reward_specs
         self.stop_ids = stop_ids
@@ -163,14 +166,14 @@ class HeldOutAccuracyCallback(TrainerCallback):
                     model.train(was_training)
         results = score_generations(prompts, golds, generations, prompt_format=self.prompt_format,
                                     reward_specs=self.reward_specs, stop_ids=self.stop_ids,
-                                    max_new_tokens=self.max_new_tokens)
+                                    max_new_tokens=self.max_new_tokens, task=self.task)
         for result in results:
             result.question_index = share[result.question_index]
         if world > 1:
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, results)
             results = [r for part in gathered for r in part]
-        metrics = accuracy_metrics(summarize(results, self.golds, 1))
+        metrics = accuracy_metrics(summarize(results, self.golds, 1, self.task))
         metrics["eval_seconds"] = round(time.time() - started, 2)
         should_log = trainer.control.should_log
         Trainer.log(trainer, metrics)  # the base Trainer's log: TRL's would flush its training averages early
