@@ -21,9 +21,10 @@ from functools import lru_cache
 
 from rl_math.tasks import Task
 
-MAX_VERIFIED_CHARS = 300  # longer answers (and golds) are not handed to sympy
-_UNSAFE = re.compile(r"\d{12,}|!|\^[^{}]*\^|\^\{[^{}]*\^")  # huge literals, factorials, towers of powers
-_MAX_POWERS = 4
+MAX_VERIFIED_CHARS = 160  # longer answers (and golds) are not handed to sympy
+# huge literals, factorials (`\!` is a LaTeX space), towers of powers: sympy may hang on them
+_UNSAFE = re.compile(r"\d{10,}|\^\s*\{?\s*-?\d{3,}|(?<!\\)!|\^\s*\{[^{}]*\^|\^\s*\d+\s*\^")
+_MAX_POWERS = 12
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
@@ -33,7 +34,10 @@ def _sympy_safe(text: str) -> bool:
 
 @lru_cache(maxsize=16384)
 def verified_parse(text: str):
-    """math-verify's parse of a bare answer, or None when it is unsafe or unparseable (never raises)."""
+    """math-verify's parse of a bare answer, or None when it is unsafe or not math (never raises).
+
+    math-verify returns the bare string when it found no expression in it: not an answer.
+    """
     text = text.strip()
     if not text or not _sympy_safe(text):
         return None
@@ -45,7 +49,7 @@ def verified_parse(text: str):
         parse, "\\boxed{" + text + "}", extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
         parsing_timeout=_timeouts(),
     )
-    return parsed or None
+    return parsed if parsed and not isinstance(parsed[0], str) else None
 
 
 def unboxed(solution: str) -> str:
@@ -68,12 +72,14 @@ class MathTask(Task):
     """Non-numeric golds, compared by math-verify (the fast path first, for numbers)."""
 
     def gold(self, value: object) -> str | None:
+        from rl_math.grader import gold_is_gradable
+
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
             return None
         text = value.strip()
-        return text if text and verified_parse(text) is not None else None
+        return text if text and (gold_is_gradable(text) or verified_parse(text) is not None) else None
 
     def reasoning(self, solution: str) -> str:
         return unboxed(solution).strip()
@@ -89,7 +95,7 @@ class MathTask(Task):
         if gold_is_gradable(gold_text) and answers_equal(answer, gold_text):
             return True  # the fast exact path: 18 = 18.0 = \frac{36}{2}
         answer_parsed, gold_parsed = verified_parse(answer), verified_parse(gold_text)
-        if answer_parsed is None:
+        if answer_parsed is None or gold_parsed is None:
             return False
         return bool(_call_math_verify(verify, gold_parsed, answer_parsed, timeout_seconds=_timeouts()))
 
