@@ -351,11 +351,6 @@ def score_generations(
     )
 
 
-def dataset_task(dataset) -> str | None:
-    """The task a prompt dataset's rows name (its `task` column, see `rl_math.tasks.loading`), or None."""
-    return dataset[0]["task"] if "task" in dataset.column_names and len(dataset) else None
-
-
 def completion_records(model: str, results: Sequence[SampleResult], prompts: Sequence[Any],
                        completions: Sequence[str], golds: Sequence[Any]) -> list[dict[str, Any]]:
     """One JSON-able row per completion, for completions.jsonl."""
@@ -418,6 +413,7 @@ def evaluate_model(
     returning (its GPU memory freed), so models can be evaluated one after another.
     """
     from rl_math.generation import load_generation_tokenizer, load_generator, render_prompts, stop_token_ids
+    from rl_math.tasks.loading import dataset_task
 
     name = name or model_path
     tokenizer = load_generation_tokenizer(model_path, trust_remote_code)

@@ -375,7 +375,6 @@ def round_questions(questions, ei_args: ExpertIterationArguments, seed: int, rou
 
 def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int) -> list[dict]:
     """k completions per question from `model_path`, one row each (prompt-major)."""
-    from rl_math.evaluation import dataset_task
     from rl_math.generation import (
         SamplingSettings,
         load_generation_tokenizer,
@@ -383,6 +382,7 @@ def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int
         render_prompts,
         stop_token_ids,
     )
+    from rl_math.tasks.loading import dataset_task
 
     args = ctx.ei_args
     seed = ctx.training_args.seed + round_index

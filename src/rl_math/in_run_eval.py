@@ -115,11 +115,11 @@ class HeldOutAccuracyCallback(TrainerCallback):
 
     def __init__(self, args: InRunEvalArguments, dataset, *, prompt_format: str, reward_specs: list[dict],
                  stop_ids: list[int], max_new_tokens: int) -> None:
+        from rl_math.tasks.loading import dataset_task
+
         self.args = args
         self.prompts = list(dataset["prompt"])
         self.golds = list(dataset["answer"])
-        from rl_math.evaluation import dataset_task
-
         self.task = dataset_task(dataset)
         self.prompt_format = prompt_format
         self.reward_specs = reward_specs

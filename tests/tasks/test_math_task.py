@@ -129,3 +129,24 @@ def test_eval_math500_config_evaluates_the_tiny_model_offline(math500_dir, tmp_p
     golds = {json.loads(line)["answer"] for line in (math500_dir / "test.jsonl").read_text().splitlines()}
     rows = [json.loads(line) for line in (out / "completions.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["gold"] in golds for r in rows)
+
+
+def test_evaluation_grades_and_votes_with_the_task_comparator():
+    from rl_math.evaluation import score_completions, summarize
+    from rl_math.rewards import build_rewards
+
+    funcs, weights = build_rewards([{"name": "correctness"}])
+    texts = [r"\boxed{(C)}", r"\boxed{\textbf{(C)}}", r"\boxed{(D)}"]
+    results = score_completions([[{"role": "user", "content": "?"}]], texts, [[1]] * 3, [True] * 3, [False] * 3,
+                                [r"\text{(C)}"], 3, funcs, weights, get_prompt_format("boxed"), "math")
+    assert [r.correct for r in results] == [True, True, False] and results[0].rewards == {"correctness": 1.0}
+    assert summarize(results, [r"\text{(C)}"], 3, "math")["maj@3"] == 1.0
+
+
+def test_expert_iteration_filters_with_the_task_comparator():
+    from rl_math.expert_iteration import apply_filter, build_filter
+
+    samples = [{"prompt": [], "completion": rf"\boxed{{{answer}}}", "gold": r"\text{(C)}", "task": "math"}
+               for answer in ("(C)", "(D)")]
+    apply_filter(samples, build_filter([{"name": "correctness", "min": 1.0}]))
+    assert [s["accepted"] for s in samples] == [True, False]

@@ -187,6 +187,19 @@ def to_prompts(dataset: "Dataset", system_prompt: str | None, task: Task | None 
     return kept
 
 
+def dataset_task(dataset) -> str | None:
+    """The task a prompt dataset's rows name (the `task` column :func:`to_prompts` writes), or None.
+
+    `dataset` is a Dataset or a mapping of columns.
+
+    >>> dataset_task({"prompt": [[]], "answer": ["18"], "task": ["gsm8k"]}), dataset_task({"answer": ["18"]})
+    ('gsm8k', None)
+    """
+    columns = dataset.column_names if hasattr(dataset, "column_names") else list(dataset)
+    tasks = dataset["task"] if "task" in columns else []
+    return tasks[0] if len(tasks) else None
+
+
 def drop_long_prompts(dataset: "Dataset", tokenizer, max_prompt_tokens: int | None) -> "Dataset":
     """Drop prompts whose chat-formatted length exceeds the budget (TRL 1.16 never truncates them)."""
     if max_prompt_tokens is None:
