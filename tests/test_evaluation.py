@@ -28,7 +28,7 @@ from rl_math.evaluation import (
     write_results,
 )
 from rl_math.tasks.formats import build_prompt, get_prompt_format
-from rl_math.rewards import build_rewards, get_reward
+from rl_math.rewards import build_rewards
 
 EOS, FILL, MAX_NEW = 2, 7, 8
 GOLDS = ["18", "72", "5"]
