@@ -25,7 +25,6 @@ MAX_VERIFIED_CHARS = 160  # longer answers (and golds) are not handed to sympy
 # huge literals, factorials (`\!` is a LaTeX space), towers of powers: sympy may hang on them
 _UNSAFE = re.compile(r"\d{10,}|\^\s*\{?\s*-?\d{3,}|(?<!\\)!|\^\s*\{[^{}]*\^|\^\s*\d+\s*\^")
 _MAX_POWERS = 12
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
 def _sympy_safe(text: str) -> bool:
@@ -58,7 +57,7 @@ def unboxed(solution: str) -> str:
     >>> unboxed(r"So $r = 3$ and the point is $\boxed{(3, \frac{\pi}{2})}.$")
     'So $r = 3$ and the point is $(3, \\frac{\\pi}{2}).$'
     """
-    from rl_math.grader import _matching_brace
+    from rl_math.grader import _BOX_OPEN, _matching_brace  # the grader's spelling of a box
 
     while (box := _BOX_OPEN.search(solution)) is not None:
         close = _matching_brace(solution, box.end() - 1)
