@@ -29,9 +29,9 @@ try:
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rl_math import rewards as rl_rewards
-from rl_math.data import gold_answer
-from rl_math.prompts import PROMPT_FORMATS, default_reward_specs
-from rl_math.synthetic import synthetic_split
+from rl_math.tasks.gsm8k import TASK as GSM8K
+from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
+from rl_math.tasks.arithmetic import synthetic_split
 from rl_math.tiny import resolve_model_path
 
 
@@ -59,7 +59,7 @@ def build_dataset(config: dict) -> Dataset:
     return dataset.map(
         lambda row: {
             "prompt": [{"role": "system", "content": system}, {"role": "user", "content": row["question"]}],
-            "answer": gold_answer(row["answer"]),
+            "answer": GSM8K.gold(row["answer"]),
             "solution": row["answer"],
         },
         remove_columns=dataset.column_names,

@@ -229,14 +229,14 @@ def make_callback(timers: Timers):
 def synthetic_prompts(count: int, prompt_format: str = "boxed"):
     from datasets import Dataset
 
-    from rl_math.data import gold_answer
-    from rl_math.prompts import build_prompt, get_prompt_format
-    from rl_math.synthetic import generate_problems
+    from rl_math.tasks.gsm8k import TASK as GSM8K
+    from rl_math.tasks.formats import build_prompt, get_prompt_format
+    from rl_math.tasks.arithmetic import generate_problems
 
     system = get_prompt_format(prompt_format).system_prompt
     rows = generate_problems(count, seed=7)
     return Dataset.from_list(
-        [{"prompt": build_prompt(r["question"], system), "answer": gold_answer(r["answer"])} for r in rows]
+        [{"prompt": build_prompt(r["question"], system), "answer": GSM8K.gold(r["answer"])} for r in rows]
     )
 
 
@@ -245,7 +245,7 @@ def run_variant(config_path: str, completion_tokens: int, checkpointing: bool, l
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from rl_math.prompts import default_reward_specs
+    from rl_math.tasks.formats import default_reward_specs
     from rl_math.rewards import build_rewards
     from rl_math.tiny import resolve_model_path
 

@@ -114,7 +114,7 @@ def negated_rewards(settings: dict[str, dict[str, Any]]) -> list[dict]:
 def write_shuffled_split(dataset_name: str, folder: Path, seed: int) -> str:
     """The task as files, its train split's gold answers permuted among questions (the same questions,
     wrong labels); the validation and test splits keep their true answers."""
-    from rl_math.data import load_problems
+    from rl_math.tasks.loading import load_problems
 
     folder.mkdir(parents=True, exist_ok=True)
     for split in ("train", "validation", "test"):

@@ -31,7 +31,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 from _common import cpu_model, version  # benchmarks/ is on sys.path when run as a script; adds src/ too
 
 from rl_math import grader
-from rl_math.gsm8k import gold_answer_from_solution, solution_reasoning
+from rl_math.tasks.gsm8k import normalize_gold, solution_reasoning
 from rl_math.rewards import correctness
 
 
@@ -82,7 +82,7 @@ def build_cases(rows: list[dict], count: int, seed: int = 0) -> list[Case]:
     cases = []
     for index in range(count):
         row = rows[index % len(rows)]
-        gold = int(gold_answer_from_solution(row["answer"]))
+        gold = int(normalize_gold(row["answer"]))
         name = rng.choices(names, weights)[0]
         if name == "wrong, 1.080 for 1080" and gold == 0:  # 0.000 would be right
             name = "wrong, boxed"
@@ -118,7 +118,7 @@ def math_verify_grader():
     ]
 
     def score(completion: str, gold_solution: str) -> float | None:
-        gold_parsed = parse(gold_answer_from_solution(gold_solution) or "", parsing_timeout=10)
+        gold_parsed = parse(normalize_gold(gold_solution) or "", parsing_timeout=10)
         if not gold_parsed:
             return None
         answer_parsed = parse(
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         tail = case.completion[-90:].replace("\n", " ")
         side = "rl_math" if ours[index] == human[index] else "math-verify"
         print(
-            f"  [{case.variant}] gold {gold_answer_from_solution(case.gold)}: ...{tail!r}\n"
+            f"  [{case.variant}] gold {normalize_gold(case.gold)}: ...{tail!r}\n"
             f"      rl_math {ours[index]}, math-verify {theirs[index]}, careful human {human[index]} -> {side}"
         )
     return 0
@@ -233,7 +233,7 @@ def reward_mix_rows(cases: list[Case], math_verify_throughput: float, repeats: i
     """Print completions/s of correctness, the default mix and the shipped configs' mix, interleaved."""
     import statistics
 
-    from rl_math.prompts import default_reward_specs
+    from rl_math.tasks.formats import default_reward_specs
     from rl_math.rewards import build_rewards
 
     completions = [case.completion for case in cases]

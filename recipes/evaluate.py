@@ -16,7 +16,7 @@ import sys
 import time
 
 from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
-from rl_math.data import load_prompt_dataset
+from rl_math.tasks.loading import load_prompt_dataset
 from rl_math.evaluation import (
     FIGURE_FILE,
     EvalArguments,
@@ -30,7 +30,7 @@ from rl_math.evaluation import (
 from rl_math.generation import SamplingSettings, load_generation_tokenizer
 from rl_math import preflight
 from rl_math.preflight import world_size_from_env
-from rl_math.prompts import default_reward_specs
+from rl_math.tasks.formats import default_reward_specs
 
 logger = logging.getLogger("rl_math.evaluate")
 

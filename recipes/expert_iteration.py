@@ -20,7 +20,7 @@ from trl import ModelConfig, SFTConfig
 
 from rl_math import preflight
 from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
-from rl_math.data import load_prompt_dataset
+from rl_math.tasks.loading import load_prompt_dataset
 from rl_math.expert_iteration import (
     EI_SAMPLING_KEYS,
     ExpertIterationArguments,
@@ -36,7 +36,7 @@ from rl_math.expert_iteration import (
     warn_if_worse_than_start,
 )
 from rl_math.generation import SamplingSettings, resolve_use_vllm
-from rl_math.prompts import default_reward_specs
+from rl_math.tasks.formats import default_reward_specs
 from rl_math.training import RESOLVED_CONFIG_FILE, load_tokenizer, setup_logging
 
 logger = logging.getLogger("rl_math.expert_iteration")

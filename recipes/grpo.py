@@ -18,14 +18,14 @@ from trl import GRPOTrainer, get_peft_config
 
 from rl_math import preflight
 from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
-from rl_math.data import load_prompt_dataset
 from rl_math.dynamic_sampling import check_dynamic_sampling, grpo_trainer_class
+from rl_math.tasks.loading import load_prompt_dataset
 from rl_math.generation import stop_token_ids
 from rl_math.group_signal import GroupSignalRecorder
 from rl_math.health import HEALTH_STOP_EXIT_CODE, build_health_callback, health_stop_reason
 from rl_math.in_run_eval import build_in_run_eval, load_best_model
 from rl_math.preemption import PreemptionCallback
-from rl_math.prompts import default_reward_specs
+from rl_math.tasks.formats import default_reward_specs
 from rl_math.rewards import build_rewards, reward_name
 from rl_math.tiny import resolve_model_path
 from rl_math.training import (

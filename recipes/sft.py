@@ -23,7 +23,7 @@ from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasse
 from rl_math.generation import add_stop_tokens, save_for_generation, stop_token_ids
 from rl_math.in_run_eval import build_in_run_eval, load_best_model
 from rl_math.preemption import PreemptionCallback
-from rl_math.prompts import default_reward_specs
+from rl_math.tasks.formats import default_reward_specs
 from rl_math.sft_data import drop_overlong, load_sft_dataset, supervised_text
 from rl_math.tiny import resolve_model_path
 from rl_math.training import (

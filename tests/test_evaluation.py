@@ -27,8 +27,8 @@ from rl_math.evaluation import (
     unique_model_names,
     write_results,
 )
-from rl_math.prompts import build_prompt
-from rl_math.rewards import build_rewards, get_reward
+from rl_math.tasks.formats import build_prompt, get_prompt_format
+from rl_math.rewards import build_rewards
 
 EOS, FILL, MAX_NEW = 2, 7, 8
 GOLDS = ["18", "72", "5"]
@@ -61,7 +61,7 @@ def _ids(n_tokens: int, eos: bool) -> list[int]:
     return [FILL] * (n_tokens - 1) + [EOS] if eos else [FILL] * n_tokens
 
 
-def _score(completions=COMPLETIONS, golds=GOLDS, prompt_format_reward="boxed_format", k=K):
+def _score(completions=COMPLETIONS, golds=GOLDS, prompt_format="boxed", k=K):
     funcs, weights = build_rewards(SPECS, context={"eos_token_ids": [EOS], "max_completion_length": MAX_NEW})
     texts = [c[0] for c in completions]
     ids = [_ids(n, eos) for _, n, eos in completions]
@@ -69,7 +69,7 @@ def _score(completions=COMPLETIONS, golds=GOLDS, prompt_format_reward="boxed_for
     truncated = [not e and n >= MAX_NEW for _, n, e in completions]
     prompts = PROMPTS[: len(golds)]
     return score_completions(prompts, texts, ids, eos, truncated, golds, k, funcs, weights,
-                             get_reward(prompt_format_reward))
+                             get_prompt_format(prompt_format))
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_a_correct_answer_outside_the_asked_format_is_correct_but_malformed():
         (r"<think>Nine times two is seventeen, I believe.</think> \boxed{17}", 15, True),
         (r"<think>Nine times two is", 8, False),  # truncated in the think block: no answer region
     ]
-    results = _score(completions, ["18"], "think_format", k=4)
+    results = _score(completions, ["18"], "think_boxed", k=4)
     assert [r.bucket for r in results] == ["correct", "correct_malformed", "wrong", "malformed"]
 
 

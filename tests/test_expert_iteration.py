@@ -23,7 +23,7 @@ from rl_math.expert_iteration import (
     select_training_samples,
     validate_filter,
 )
-from rl_math.prompts import build_prompt
+from rl_math.tasks.formats import build_prompt
 
 EOS = 2
 PROMPT = build_prompt("What is 9 * 2?", "Box it.")

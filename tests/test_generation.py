@@ -17,7 +17,7 @@ from rl_math.generation import (
     resolve_use_vllm,
     stop_token_ids,
 )
-from rl_math.prompts import build_prompt
+from rl_math.tasks.formats import build_prompt
 
 
 def test_finish_completion_cuts_after_the_first_stop_token():

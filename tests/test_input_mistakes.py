@@ -34,7 +34,7 @@ MISTAKES = [
     ("null-question", (*GRPO, "--dataset_name", "{tmp}/null_question.jsonl"), r"row 1 .* has no question \(None\)", {}),
     ("corrupt-jsonl-line", (*GRPO, "--dataset_name", "{tmp}/corrupt.jsonl"), r"line 2 is not valid JSON", {}),
     ("hub-dataset-offline", (*GRPO, "--dataset_name", "nobody/no-such-set"), r"'nobody/no-such-set'.*HF_HUB_OFFLINE=1", {}),
-    ("unparseable-golds", (*GRPO, "--dataset_name", "{tmp}/bad_golds.jsonl"), r"none of the 2 problems has a gold answer the grader can read", {}),
+    ("unparseable-golds", (*GRPO, "--dataset_name", "{tmp}/bad_golds.jsonl"), r"none of the 2 problems has a gold answer task 'gsm8k' can read", {}),
     ("binary-config-file", ("grpo", "{tmp}/binary.yaml"), r"binary.yaml' is not text", {}),
     ("missing-resume-path", (*GRPO, "--resume_from_checkpoint", "{tmp}/checkpoint-5"), r"resume_from_checkpoint .* is not a checkpoint folder", {}),
     ("logging-steps-0", (*GRPO, "--logging_steps", "0"), r"logging_steps is 0", {}),
@@ -140,7 +140,7 @@ def test_unreachable_hub_while_online_is_one_sentence(mistake_files, no_model_lo
 )
 def test_integer_and_text_answers_are_both_accepted(answers, tmp_path, tiny_tokenizer):
     from rl_math.config import RecipeArguments
-    from rl_math.data import load_prompt_dataset
+    from rl_math.tasks.loading import load_prompt_dataset
 
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps({"question": f"q{i}?", "answer": a}) + "\n" for i, a in enumerate(answers)))

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rl_math.data import gold_answer
-from rl_math.prompts import PROMPT_FORMATS, build_prompt, default_reward_specs
+from rl_math.tasks.gsm8k import TASK as GSM8K
+from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt, default_reward_specs
 from rl_math.rewards import build_rewards
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def _real_problems() -> list[Problem]:
         for index, line in zip(range(N_REAL_PROBLEMS), lines):
             row = json.loads(line)
             worked = re.sub(r"<<[^>]*>>", "", row["answer"].split("####")[0]).strip()
-            problems.append(Problem(f"gsm8k-test-{index}", row["question"], worked, gold_answer(row["answer"])))
+            problems.append(Problem(f"gsm8k-test-{index}", row["question"], worked, GSM8K.gold(row["answer"])))
     return problems
 
 

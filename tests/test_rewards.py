@@ -11,7 +11,7 @@ import pytest
 from trl.trainer.utils import get_callable_name, is_async_callable
 
 from rl_math import rewards
-from rl_math.prompts import PROMPT_FORMATS, build_prompt
+from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt
 from rl_math.rewards import (
     REWARDS,
     available_rewards,

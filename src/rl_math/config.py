@@ -92,6 +92,15 @@ class RecipeArguments:
             "for the difficulty-controlled offline task."
         },
     )
+    task: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "What is asked and what counts as right: gsm8k (question/answer columns, numeric golds), "
+            "arithmetic (the offline rl-math:synthetic / rl-math:arithmetic problems) or math (problem/answer/"
+            "solution columns, LaTeX golds graded by math-verify). null: arithmetic for the offline "
+            "dataset names, else gsm8k."
+        },
+    )
     dataset_config: str | None = dataclasses.field(
         default="main", metadata={"help": "Hub dataset configuration name (GSM8K: 'main')."}
     )
@@ -136,13 +145,19 @@ class RecipeArguments:
     )
 
     def __post_init__(self) -> None:
-        from rl_math.prompts import get_prompt_format
+        from rl_math.tasks.formats import get_prompt_format
 
         try:
             get_prompt_format(self.prompt_format)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        from rl_math.data import arithmetic_options
+        from rl_math.tasks import get_task
+        from rl_math.tasks.loading import arithmetic_options
+
+        try:
+            get_task(self.task)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
         arithmetic_options(self.dataset_name)  # a bad option is a ConfigError now, not at load time
         if self.rewards is not None:

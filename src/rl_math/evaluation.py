@@ -52,6 +52,7 @@ from rl_math.rewards import reward_call
 
 if TYPE_CHECKING:
     from rl_math.generation import SamplingSettings
+    from rl_math.tasks.formats import PromptFormat
 
 logger = logging.getLogger(__name__)
 
@@ -142,11 +143,6 @@ def bucket_of(correct: bool, well_formed: bool) -> str:
     return "wrong" if well_formed else "malformed"
 
 
-def is_well_formed(verdict: Verdict, format_score: float | None) -> bool:
-    """Exactly one final answer, in the shape the prompt format's reward pays for."""
-    return bool(verdict.well_formed) and format_score is not None and format_score >= 1.0
-
-
 def weighted_total(scores: Sequence[float | None], weights: Sequence[float]) -> float:
     """GRPOTrainer's total reward: the weighted sum, a None score counting 0 (nansum)."""
     return float(sum(w * s for s, w in zip(scores, weights) if s is not None and not math.isnan(s)))
@@ -209,11 +205,17 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(statistics.fmean(values)) if values else None
 
 
-def summarize(samples: Sequence[SampleResult], golds: Sequence[Any], num_samples: int) -> dict[str, Any]:
+def summarize(
+    samples: Sequence[SampleResult], golds: Sequence[Any], num_samples: int, task: str | None = None
+) -> dict[str, Any]:
     """Every metric of one model from its scored samples (see the module docstring).
 
     `golds[q]` is question q's gold answer; there must be exactly `num_samples` samples per question.
+    The majority answer is compared with the gold by `task`'s comparator (None: the grader's).
     """
+    from rl_math.tasks import get_task
+
+    equal = answers_equal if task is None else get_task(task).answers_equal
     by_question: dict[int, list[SampleResult]] = {}
     for sample in samples:
         by_question.setdefault(sample.question_index, []).append(sample)
@@ -255,7 +257,7 @@ def summarize(samples: Sequence[SampleResult], golds: Sequence[Any], num_samples
                 "reward_mean": statistics.fmean(totals),
                 "reward_std": std,
                 "majority_answer": majority,
-                "majority_correct": majority is not None and answers_equal(majority, golds[question]),
+                "majority_correct": majority is not None and equal(majority, golds[question]),
             }
         )
     metrics["per_question"] = per_question
@@ -284,31 +286,37 @@ def score_completions(
     num_samples: int,
     reward_funcs: Sequence[Callable],
     reward_weights: Sequence[float],
-    format_reward: Callable,
+    prompt_format: "PromptFormat",
+    task: str | None = None,
 ) -> list[SampleResult]:
     """Grade and score completions in prompt-major order (`k` per prompt; `prompts`/`golds` per question).
 
     Rewards are called as GRPOTrainer calls them: conversational completions, `prompts`,
-    `completion_ids` and the `answer` column, one row per completion.
+    `completion_ids`, the `answer` column (and the `task` column when a task is named), one row
+    per completion. Completions are graded by the task's comparator; "well-formed" is the format's.
     """
+    from rl_math.rewards import get_reward
+    from rl_math.tasks import get_task
+
     n = len(completions)
     if n != len(prompts) * num_samples:
         raise ValueError(f"{n} completions for {len(prompts)} prompts x {num_samples} samples")
     row_prompts = [prompts[i // num_samples] for i in range(n)]
     row_golds = [golds[i // num_samples] for i in range(n)]
-    call = reward_call(row_prompts, completions, row_golds, completion_ids)
+    call = reward_call(row_prompts, completions, row_golds, completion_ids, tasks=None if task is None else [task] * n)
     scores = {func.__name__: func(**call) for func in reward_funcs}
-    format_scores = format_reward(**call)
+    format_scores = get_reward(prompt_format.format_reward)(**call)
+    grade_one = grade if task is None else get_task(task).grade
     results = []
     for i, text in enumerate(completions):
-        verdict = grade(text, row_golds[i])
+        verdict = grade_one(text, row_golds[i])
         row_scores = {name: values[i] for name, values in scores.items()}
         results.append(
             SampleResult(
                 question_index=i // num_samples,
                 sample_index=i % num_samples,
                 correct=bool(verdict.correct),
-                well_formed=is_well_formed(verdict, format_scores[i]),
+                well_formed=prompt_format.is_well_formed(verdict, format_scores[i]),
                 extracted=verdict.extracted,
                 rewards=row_scores,
                 reward=weighted_total(list(row_scores.values()), reward_weights),
@@ -329,21 +337,21 @@ def score_generations(
     reward_specs: Sequence[Mapping[str, Any]],
     stop_ids: Sequence[int],
     max_new_tokens: int,
+    task: str | None = None,
 ) -> list[SampleResult]:
-    """Grade a :class:`rl_math.generation.Generations` with the reward list and the format's reward.
+    """Grade a :class:`rl_math.generation.Generations` with the reward list, the task and the format.
 
     Rewards get the stop tokens and the token limit as GRPO's do (`termination` needs both).
     """
-    from rl_math.prompts import get_prompt_format
-    from rl_math.rewards import build_rewards, get_reward
+    from rl_math.rewards import build_rewards
+    from rl_math.tasks.formats import get_prompt_format
 
     funcs, weights = build_rewards(
         reward_specs, context={"eos_token_ids": list(stop_ids), "max_completion_length": max_new_tokens}
     )
-    format_reward = get_reward(get_prompt_format(prompt_format).format_reward)
     return score_completions(
         prompts, generations.texts, generations.token_ids, generations.eos, generations.truncated, golds,
-        generations.num_samples, funcs, weights, format_reward,
+        generations.num_samples, funcs, weights, get_prompt_format(prompt_format), task,
     )
 
 
@@ -409,12 +417,14 @@ def evaluate_model(
     returning (its GPU memory freed), so models can be evaluated one after another.
     """
     from rl_math.generation import load_generation_tokenizer, load_generator, render_prompts, stop_token_ids
+    from rl_math.tasks.loading import dataset_task
 
     name = name or model_path
     tokenizer = load_generation_tokenizer(model_path, trust_remote_code)
     stops = stop_token_ids(tokenizer, model_path)
     prompts = list(dataset["prompt"])
     golds = list(dataset["answer"])
+    task = dataset_task(dataset)
     generator = load_generator(
         model_path, tokenizer, use_vllm=use_vllm, dtype=dtype, attn_implementation=attn_implementation,
         trust_remote_code=trust_remote_code, batch_size=batch_size, seed=settings.seed,
@@ -425,8 +435,8 @@ def evaluate_model(
     finally:
         generator.close()
     results = score_generations(prompts, golds, generations, prompt_format=prompt_format, reward_specs=reward_specs,
-                                stop_ids=stops, max_new_tokens=settings.max_new_tokens)
-    metrics = summarize(results, golds, settings.num_samples)
+                                stop_ids=stops, max_new_tokens=settings.max_new_tokens, task=task)
+    metrics = summarize(results, golds, settings.num_samples, task)
     metrics["backend"] = generator.backend
     records = completion_records(name, results, prompts, generations.texts, golds)
     return ModelEvaluation(name, model_path, metrics, results, records)

@@ -136,7 +136,7 @@ def default_filter(prompt_format: str) -> list[dict]:
     >>> [f["name"] for f in default_filter("think_boxed")]
     ['correctness', 'think_format', 'termination']
     """
-    from rl_math.prompts import default_reward_specs
+    from rl_math.tasks.formats import default_reward_specs
 
     # full marks on every reward of the format's default mix
     return [{"name": spec["name"], "min": 1.0} for spec in default_reward_specs(prompt_format)]
@@ -230,6 +230,7 @@ def apply_filter(samples: list[dict], filters: Sequence[RewardFilter]) -> None:
         [s["completion"] for s in samples],
         [s["gold"] for s in samples],
         [s.get("completion_ids") or [] for s in samples],
+        tasks=[s.get("task") for s in samples],  # the task's comparator grades (None: the grader's)
     )
     scores = {f.name: f.func(**call) if samples else [] for f in filters}
     for i, sample in enumerate(samples):
@@ -404,6 +405,7 @@ def round_questions(questions, ei_args: ExpertIterationArguments, seed: int, rou
 def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int) -> list[dict]:
     """k completions per question from `model_path`, one row each (prompt-major)."""
     from rl_math.generation import load_generation_tokenizer, load_generator, render_prompts, stop_token_ids
+    from rl_math.tasks.loading import dataset_task
 
     args = ctx.ei_args
     seed = ctx.training_args.seed + round_index
@@ -413,6 +415,7 @@ def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int
     stops = stop_token_ids(tokenizer, model_path)
     prompts = list(questions["prompt"])
     golds = list(questions["answer"])
+    task = dataset_task(questions)
     generator = load_generator(
         model_path, tokenizer, use_vllm=args.ei_use_vllm, dtype=ctx.model_args.dtype,
         attn_implementation=ctx.model_args.attn_implementation, trust_remote_code=trust,
@@ -429,7 +432,7 @@ def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int
             i = generations.index(q, s)
             rows.append({
                 "round": round_index, "question_index": q, "sample_index": s, "prompt": prompt, "gold": gold,
-                "completion": generations.texts[i], "completion_ids": generations.token_ids[i],
+                "task": task, "completion": generations.texts[i], "completion_ids": generations.token_ids[i],
                 "n_tokens": len(generations.token_ids[i]), "eos": generations.eos[i], "truncated": generations.truncated[i],
             })
     return rows

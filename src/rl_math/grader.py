@@ -50,11 +50,12 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from rl_math.gsm8k import gold_answer_from_solution
+from rl_math.tasks.gsm8k import normalize_gold
 
 __all__ = [
     "FinalAnswers",
@@ -65,6 +66,7 @@ __all__ = [
     "completion_text",
     "final_answers",
     "grade",
+    "grade_with",
     "gold_is_gradable",
     "normalize_gold",
     "parse_number",
@@ -751,26 +753,6 @@ def _symbolic_equal(gold: Fraction | str, answer: Fraction | str) -> bool:
 # Gold answers and grading
 
 
-def normalize_gold(gold: object) -> str | None:
-    """The gold answer as text: a GSM8K solution is cut after `####`; None if there is none.
-
-    >>> normalize_gold("She sold 48/2 = 24 clips.\\n#### 1,080")
-    '1080'
-    >>> normalize_gold(72)
-    '72'
-    """
-    if isinstance(gold, bool) or gold is None:
-        return None
-    if isinstance(gold, (int, float, Fraction)):
-        gold = str(gold)
-    if not isinstance(gold, str) or len(gold) > MAX_TEXT_CHARS:
-        return None
-    if "####" in gold:
-        return gold_answer_from_solution(gold)
-    gold = gold.strip()
-    return gold or None
-
-
 def _gold_value(gold: object) -> Fraction | str | None:
     """The gold's exact value, the gold text when only math-verify can read it, or None."""
     gold_text = normalize_gold(gold)
@@ -843,21 +825,27 @@ def grade(completion: object, gold: object) -> Verdict:
     >>> grade(r"\boxed{18} or maybe \boxed{19}", "18").correct
     False
     """
+    gold_value = _gold_value(gold)
+    return grade_with(completion, gold_value is not None, lambda answer: _matches(answer, gold_value))
+
+
+def grade_with(completion: object, gold_parseable: bool, matches: Callable[[str | None], bool]) -> Verdict:
+    """Grade one completion with a task's comparator: `matches(answer)` says whether one final answer
+    equals the gold (a task with non-numeric golds brings its own, see :mod:`rl_math.tasks.math`)."""
     text = completion_text(completion)
     found = final_answers(text)
-    gold_value = _gold_value(gold)
     distinct = set(found.answers)
     correct = (
-        gold_value is not None
+        gold_parseable
         and bool(found.answers)
         and len(distinct) <= MAX_DISTINCT_ANSWERS
-        and all(_matches(answer, gold_value) for answer in distinct)
+        and all(matches(answer) for answer in distinct)
     )
     extracted = found.answers[-1].strip() if found.answers and found.answers[-1] is not None else None
     return Verdict(
         correct=correct,
         well_formed=found.single is not None,
         extracted=extracted,
-        gold_parseable=gold_value is not None,
+        gold_parseable=gold_parseable,
         n_answers=len(found.answers),
     )

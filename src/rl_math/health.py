@@ -61,11 +61,12 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from rl_math.tasks.formats import FORMAT_REWARDS  # the formats own their reward names
+
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("warn", "stop")
 ACTIONS_PER_CONDITION = ("warn", "stop", "off")
-FORMAT_REWARDS = ("boxed_format", "think_format")
 CORRECTNESS_REWARD = "correctness"
 METRIC_PREFIX = "health/"
 # The exit status of a run a `stop` alarm ended (0 is a finished run, 2 a config error), so that

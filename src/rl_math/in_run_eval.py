@@ -115,9 +115,12 @@ class HeldOutAccuracyCallback(TrainerCallback):
 
     def __init__(self, args: InRunEvalArguments, dataset, *, prompt_format: str, reward_specs: list[dict],
                  stop_ids: list[int], max_new_tokens: int) -> None:
+        from rl_math.tasks.loading import dataset_task
+
         self.args = args
         self.prompts = list(dataset["prompt"])
         self.golds = list(dataset["answer"])
+        self.task = dataset_task(dataset)
         self.prompt_format = prompt_format
         self.reward_specs = reward_specs
         self.stop_ids = stop_ids
@@ -163,14 +166,14 @@ class HeldOutAccuracyCallback(TrainerCallback):
                     model.train(was_training)
         results = score_generations(prompts, golds, generations, prompt_format=self.prompt_format,
                                     reward_specs=self.reward_specs, stop_ids=self.stop_ids,
-                                    max_new_tokens=self.max_new_tokens)
+                                    max_new_tokens=self.max_new_tokens, task=self.task)
         for result in results:
             result.question_index = share[result.question_index]
         if world > 1:
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, results)
             results = [r for part in gathered for r in part]
-        metrics = accuracy_metrics(summarize(results, self.golds, 1))
+        metrics = accuracy_metrics(summarize(results, self.golds, 1, self.task))
         metrics["eval_seconds"] = round(time.time() - started, 2)
         should_log = trainer.control.should_log
         Trainer.log(trainer, metrics)  # the base Trainer's log: TRL's would flush its training averages early
@@ -254,7 +257,7 @@ def build_in_run_eval(eval_args: InRunEvalArguments, script_args, tokenizer, *, 
     """The callback for a recipe (an empty list when `eval_accuracy_steps` is 0); attach it to the trainer."""
     if not eval_args.enabled:
         return []
-    from rl_math.data import load_prompt_dataset
+    from rl_math.tasks.loading import load_prompt_dataset
 
     dataset = load_prompt_dataset(script_args, script_args.dataset_test_split, tokenizer, eval_args.eval_questions,
                                   seed=_SUBSET_SEED)

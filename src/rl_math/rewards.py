@@ -36,6 +36,7 @@ from functools import lru_cache
 
 from rl_math.config import nearest_key
 from rl_math.grader import MAX_TEXT_CHARS, assistant_message, completion_text, final_answers, grade, prompt_text
+from rl_math.tasks import get_task
 
 __all__ = [
     "REWARDS",
@@ -169,7 +170,7 @@ def _score_each(reward: str, items: Iterable, score: Callable[..., float | None]
 
 
 @_register(required_columns={"answer"})
-def correctness(completions, answer=None, **kwargs) -> list[float | None]:
+def correctness(completions, answer=None, task=None, **kwargs) -> list[float | None]:
     r"""1.0 if the completion's final answer equals the gold answer, else 0.0.
 
     The gold answer is the dataset column `answer`: a bare value ("1080") or a full GSM8K
@@ -177,6 +178,8 @@ def correctness(completions, answer=None, **kwargs) -> list[float | None]:
     (after `</think>`; the `<answer>` block in r1 format) and equality is mathematical: see
     `rl_math.grader`. Several boxed answers must all equal the gold (a hedge scores 0.0).
     A gold answer that cannot be read scores None (and warns once per process), never 1.0.
+    The optional `task` column names the task whose comparator decides (see `rl_math.tasks`;
+    without it, the grader's: GSM8K's).
 
     >>> correctness([r"So 1080 in total: \boxed{1,080}", r"\boxed{1080} or \boxed{1081}"], answer=["#### 1080"] * 2)
     [1.0, 0.0]
@@ -188,9 +191,10 @@ def correctness(completions, answer=None, **kwargs) -> list[float | None]:
         _warn_once("correctness:no-answer", "reward 'correctness' got no 'answer' column; every completion scored None")
         return [None] * len(texts)
     golds = _column(answer, len(texts), "answer", "correctness")
+    task_names = _column(task, len(texts), "task", "correctness")
 
-    def score(text: str, gold: object) -> float | None:
-        verdict = grade(text, gold)
+    def score(text: str, gold: object, task_name: str | None) -> float | None:
+        verdict = grade(text, gold) if task_name is None else get_task(task_name).grade(text, gold)
         if not verdict.gold_parseable:
             _warn_once(
                 "correctness:unparseable-gold",
@@ -200,7 +204,7 @@ def correctness(completions, answer=None, **kwargs) -> list[float | None]:
             return None
         return 1.0 if verdict.correct else 0.0
 
-    return _score_each("correctness", zip(texts, golds), score)
+    return _score_each("correctness", zip(texts, golds, task_names), score)
 
 
 @_register()
@@ -682,13 +686,17 @@ def required_columns(reward_func: Callable) -> set[str]:
 
 
 def reward_call(
-    prompts: Sequence, completions: Sequence[str], golds: Sequence, completion_ids: Sequence | None = None
+    prompts: Sequence,
+    completions: Sequence[str],
+    golds: Sequence,
+    completion_ids: Sequence | None = None,
+    tasks: Sequence | None = None,
 ) -> dict[str, list]:
     """The keyword arguments GRPOTrainer gives a reward, for completions rl-math generated itself.
 
     One entry per completion: the prompt, the completion as a conversational assistant message,
-    its token ids (cut after the stop token, as TRL passes them; left out when not known) and the
-    ``answer`` column.
+    its token ids (cut after the stop token, as TRL passes them; left out when not known), the
+    ``answer`` column and the ``task`` column (whose comparator grades; left out when not known).
 
     >>> call = reward_call(["What is 2+2?"], [r"\\boxed{4}"], ["4"], completion_ids=[[7, 2]])
     >>> call["completions"], call["answer"], call["completion_ids"]
@@ -703,6 +711,8 @@ def reward_call(
     }
     if completion_ids is not None:
         call["completion_ids"] = [list(ids) for ids in completion_ids]
+    if tasks is not None:
+        call["task"] = list(tasks)
     return call
 
 # --------------------------------------------------------------------------------------------
@@ -814,7 +824,7 @@ def gate_on_correct(func: RewardFunc) -> RewardFunc:
     @functools.wraps(func)
     def gated(*args, **kwargs):
         values = func(*args, **kwargs)
-        correct = correctness(*args, **{k: v for k, v in kwargs.items() if k in ("completions", "answer")})
+        correct = correctness(*args, **{k: v for k, v in kwargs.items() if k in ("completions", "answer", "task")})
         return [value if is_right == 1.0 else 0.0 for value, is_right in zip(values, correct)]
 
     gated.__name__ = reward_name(func)

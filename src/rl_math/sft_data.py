@@ -1,8 +1,10 @@
-r"""SFT data: GSM8K solutions → prompt/completion rows in the chosen prompt format.
+r"""SFT data: a task's worked solutions → prompt/completion rows in the chosen prompt format.
 
-The SFT targets are exactly what the RL rewards pay for. For the question "… 48/2 = <<48/2=24>>24
-clips …\n#### 72" the completion is the solution's reasoning (calculator annotations `<<…>>`
-removed, see :func:`rl_math.gsm8k.solution_reasoning`) and the gold answer, boxed:
+The SFT targets are exactly what the RL rewards pay for. The task renders the reasoning from a
+row's solution (GSM8K: before ``####``, calculator annotations ``<<…>>`` removed, see
+:func:`rl_math.tasks.gsm8k.solution_reasoning`; MATH: the solution with its box unwrapped) and the
+prompt format writes the target (:meth:`rl_math.tasks.formats.PromptFormat.sft_target`). For the
+question "… 48/2 = <<48/2=24>>24 clips …\n#### 72":
 
 =============  =================================================================================
 format         completion
@@ -13,7 +15,7 @@ r1             ``<think>\n{reasoning}\n</think>\n<answer>\boxed{72}</answer>``
 =============  =================================================================================
 
 Every target scores 1.0 on ``correctness`` and on its format's reward (``boxed_format`` for boxed,
-``think_format`` for think_boxed and r1); :func:`gsm8k_to_sft` checks each row with the rewards
+``think_format`` for think_boxed and r1); :func:`problems_to_sft` checks each row with the rewards
 themselves and drops (with a count logged) the few that do not -- a solution whose reasoning is
 under ``think_format``'s five words, say -- so that SFT never teaches a shape RL then penalises.
 The r1 answer keeps the box inside ``<answer>`` so that it also scores 1.0 on ``boxed_format``
@@ -35,10 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rl_math.config import ConfigError
-from rl_math.data import _local_file, load_prompt_dataset, read_local_file
 from rl_math.grader import assistant_message
-from rl_math.gsm8k import solution_reasoning
-from rl_math.prompts import get_prompt_format
+from rl_math.tasks import get_task
+from rl_math.tasks.formats import get_prompt_format
+from rl_math.tasks.loading import _local_file, load_prompt_dataset, read_local_file
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -54,42 +56,20 @@ PASSTHROUGH_COLUMNS = ("prompt", "completion")
 # Targets
 
 
-def sft_target(reasoning: str, gold: str, prompt_format: str) -> str:
-    r"""The completion text that teaches `prompt_format`: the reasoning, then the boxed gold answer.
-
-    >>> print(sft_target("16 - 3 - 4 = 9 eggs are sold.", "18", "boxed"))
-    16 - 3 - 4 = 9 eggs are sold.
-    The answer is \boxed{18}.
-    >>> print(sft_target("16 - 3 - 4 = 9 eggs are sold.", "18", "r1"))
-    <think>
-    16 - 3 - 4 = 9 eggs are sold.
-    </think>
-    <answer>\boxed{18}</answer>
-    """
-    get_prompt_format(prompt_format)  # raises for an unknown format
-    reasoning = reasoning.strip()
-    boxed = f"\\boxed{{{gold}}}"
-    if prompt_format == "boxed":
-        return f"{reasoning}\nThe answer is {boxed}." if reasoning else f"The answer is {boxed}."
-    if prompt_format == "think_boxed":
-        return f"<think>\n{reasoning}\n</think>\nThe answer is {boxed}."
-    if prompt_format == "r1":
-        return f"<think>\n{reasoning}\n</think>\n<answer>{boxed}</answer>"
-    raise ValueError(f"no SFT target for prompt_format {prompt_format!r}")
 
 
 def target_problems(
-    prompts: list, completions: list[str], golds: list[str], prompt_format: str
+    prompts: list, completions: list[str], golds: list[str], prompt_format: str, tasks: list[str] | None = None
 ) -> list[str | None]:
     """For each target, why the RL rewards would not pay it in full (None when they pay 1.0).
 
     The rewards used are `correctness` and the prompt format's own format reward, called exactly as
-    GRPOTrainer calls them (conversational completions, `prompts`, the `answer` column).
+    GRPOTrainer calls them (conversational completions, `prompts`, the `answer` and `task` columns).
     """
     from rl_math.rewards import get_reward, reward_call
 
     format_name = get_prompt_format(prompt_format).format_reward
-    call = reward_call(prompts, completions, golds)
+    call = reward_call(prompts, completions, golds, tasks=tasks)
     correct = get_reward("correctness")(**call)
     shaped = get_reward(format_name)(**call)
     problems: list[str | None] = []
@@ -103,21 +83,26 @@ def target_problems(
 # Datasets
 
 
-def gsm8k_to_sft(dataset: "Dataset", prompt_format: str) -> "Dataset":
-    """Rows with `prompt`/`answer`/`solution` (from `rl_math.data.to_prompts`) → SFT rows.
+def problems_to_sft(dataset: "Dataset", prompt_format: str) -> "Dataset":
+    """Rows with `prompt`/`answer`/`solution`/`task` (from `rl_math.tasks.loading.to_prompts`) → SFT rows.
 
-    Returns `prompt` (unchanged), `completion` (one assistant message) and `answer` (the gold,
-    kept for inspection; SFTTrainer ignores it). Rows the rewards would not pay 1.0 are dropped.
+    Returns `prompt` (unchanged), `completion` (one assistant message), `answer` (the gold) and
+    `task`, kept for inspection (SFTTrainer ignores them). Rows the rewards would not pay 1.0 are dropped.
     """
     from datasets import Dataset
 
+    fmt = get_prompt_format(prompt_format)
     rows = dataset.to_list()
-    texts = [sft_target(solution_reasoning(r["solution"]), r["answer"], prompt_format) for r in rows]
-    problems = target_problems([r["prompt"] for r in rows], texts, [r["answer"] for r in rows], prompt_format)
+    texts = [fmt.sft_target(get_task(r["task"]).reasoning(r["solution"]), r["answer"]) for r in rows]
+    problems = target_problems(
+        [r["prompt"] for r in rows], texts, [r["answer"] for r in rows], prompt_format, [r["task"] for r in rows]
+    )
     kept = []
     for row, text, problem in zip(rows, texts, problems):
         if problem is None:
-            kept.append({"prompt": row["prompt"], "completion": assistant_message(text), "answer": row["answer"]})
+            kept.append(
+                {"prompt": row["prompt"], "completion": assistant_message(text), "answer": row["answer"], "task": row["task"]}
+            )
     dropped = [(row, problem) for row, problem in zip(rows, problems) if problem is not None]
     if dropped:
         logger.warning(
@@ -154,7 +139,7 @@ def passthrough_file(dataset_name: str, split: str) -> str | None:
 def load_sft_dataset(
     args: "RecipeArguments", split: str, tokenizer=None, limit: int | None = None, seed: int = 0
 ) -> "Dataset":
-    """The SFT recipe's dataset: a prompt/completion file as is, or GSM8K-style problems as targets."""
+    """The SFT recipe's dataset: a prompt/completion file as is, or the task's problems as targets."""
     if (path := passthrough_file(args.dataset_name, split)) is not None:
         dataset = read_local_file(Path(path))
         if limit is not None and limit < len(dataset):
@@ -162,7 +147,7 @@ def load_sft_dataset(
         logger.info("SFT data: %d prompt/completion rows from %s, passed through unchanged", len(dataset), path)
         return dataset
     problems = load_prompt_dataset(args, split, tokenizer, limit, seed)
-    dataset = gsm8k_to_sft(problems, args.prompt_format)
+    dataset = problems_to_sft(problems, args.prompt_format)
     logger.info("SFT data: %d %s targets from %s (%s)", len(dataset), args.prompt_format, args.dataset_name, split)
     return dataset
 

@@ -130,8 +130,8 @@ def ensure_tiny_model(options: TinyModelOptions | None = None) -> Path:
 
 
 def _tokenizer_corpus() -> list[str]:
-    from rl_math.prompts import PROMPT_FORMATS
-    from rl_math.synthetic import generate_problems
+    from rl_math.tasks.formats import PROMPT_FORMATS
+    from rl_math.tasks.arithmetic import generate_problems
 
     texts = [fmt.system_prompt for fmt in PROMPT_FORMATS.values()]
     for problem in generate_problems(3000, seed=99):

@@ -1,4 +1,4 @@
-"""GSM8K (or any question/answer set) → conversational prompts with a gold `answer` column.
+"""Dataset sources → conversational prompts with a gold `answer` column, for the run's task.
 
 Sources, chosen by `dataset_name`:
 - a hub id (default `openai/gsm8k`, config `main`),
@@ -6,11 +6,14 @@ Sources, chosen by `dataset_name`:
   (a split name may itself be a file path),
 - `rl-math:synthetic`, the offline generated arithmetic problems,
 - `rl-math:arithmetic?operations=add&max_operand=9&…`, the difficulty-controlled offline task
-  (options: :class:`rl_math.synthetic.ArithmeticOptions`).
+  (options: :class:`rl_math.tasks.arithmetic.ArithmeticOptions`).
 
-Each row becomes `prompt` (system prompt + question), `answer` (the normalised gold answer) and
-`solution` (the original reasoning text, used by SFT). Rows whose gold answer the grader cannot read
-are dropped with a count logged, so that no reward is ever computed against a missing gold answer.
+The task (:mod:`rl_math.tasks`) names the columns (GSM8K: `question`/`answer`; MATH: `problem`/
+`answer`/`solution`) and reads the golds. Each row becomes `prompt` (system prompt + question),
+`answer` (the normalised gold answer), `solution` (the worked solution, used by SFT) and `task`
+(the task's name, which the `correctness` reward and the evaluation grade with). Rows whose gold
+answer the task cannot read are dropped with a count logged, so that no reward is ever computed
+against a missing gold answer.
 
 A data mistake (a missing file, split or column, an empty file, a corrupt line, a row without a
 question, no gold answer the grader can read at all) is a `ConfigError`: one sentence, before any
@@ -24,10 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rl_math.config import ConfigError, one_line
-from rl_math.grader import gold_is_gradable
-from rl_math.gsm8k import gold_answer_from_solution
 from rl_math.preflight import hub_offline
-from rl_math.prompts import build_prompt, get_prompt_format
+from rl_math.tasks import Task, get_task, task_name_for
+from rl_math.tasks.arithmetic import SYNTHETIC_DATASET
+from rl_math.tasks.formats import build_prompt, get_prompt_format
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -36,34 +39,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_DATASET = "rl-math:synthetic"
 _LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
-REQUIRED_COLUMNS = ("question", "answer")
-
-
-def gold_answer(answer_text: str) -> str | None:
-    """The gold answer of a row: after `####` in a GSM8K solution, else the short answer itself;
-    None when there is none or the grader cannot read it.
-
-    >>> gold_answer("6 * 3 = 18\\n#### 18"), gold_answer(" 1,080 "), gold_answer(""), gold_answer(18), gold_answer("Paris")
-    ('18', '1080', None, '18', None)
-    """
-    if isinstance(answer_text, (int, float)) and not isinstance(answer_text, bool):
-        answer_text = str(answer_text)  # `{"answer": 18}` in a JSON file
-    if not isinstance(answer_text, str):
-        return None
-    if "####" in answer_text:
-        text = gold_answer_from_solution(answer_text)
-    else:
-        text = answer_text.strip().replace(",", "")
-        text = text if text and "\n" not in text else None
-    return text if text is not None and gold_is_gradable(text) else None
 
 
 def arithmetic_options(dataset_name: str):
     """The options of an `rl-math:arithmetic?…` name (a ConfigError for bad ones), else None."""
     from rl_math.config import reserved_name_options
-    from rl_math.synthetic import ARITHMETIC_DATASET, ArithmeticOptions
+    from rl_math.tasks.arithmetic import ARITHMETIC_DATASET, ArithmeticOptions
 
     return reserved_name_options(dataset_name, ARITHMETIC_DATASET, ArithmeticOptions)
 
@@ -143,62 +125,79 @@ def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None)
         ) from None
 
 
-def load_problems(dataset_name: str, split: str, dataset_config: str | None = None) -> "Dataset":
-    """Load one split with `question` and `answer` columns, from the hub, a local file or the generator."""
+def load_problems(dataset_name: str, split: str, dataset_config: str | None = None, task: Task | None = None) -> "Dataset":
+    """Load one split with the task's question and answer columns, from the hub, a local file or the generator."""
     from datasets import Dataset, Value
 
     if dataset_name == SYNTHETIC_DATASET:
-        from rl_math.synthetic import synthetic_split
+        from rl_math.tasks.arithmetic import synthetic_split
 
         dataset = Dataset.from_list(synthetic_split(split))
     elif (options := arithmetic_options(dataset_name)) is not None:
-        from rl_math.synthetic import arithmetic_split
+        from rl_math.tasks.arithmetic import arithmetic_split
 
         dataset = Dataset.from_list(arithmetic_split(split, options))
     elif (local := _local_file(dataset_name, split)) is not None:
         dataset = read_local_file(local)
     else:
         dataset = _load_hub_dataset(dataset_name, split, dataset_config)
+    task = task or get_task(task_name_for(None, dataset_name))
     where = f"dataset {dataset_name!r} split {split!r}"
-    missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
+    missing = [c for c in task.columns if c not in dataset.column_names]
     if missing:
+        question, answer = task.columns
         raise ConfigError(
-            f"{where} lacks column(s) {missing} (it has {dataset.column_names}); rename its columns to 'question' and "
-            "'answer' (a GSM8K-style solution ending in '#### <answer>', or the bare answer)"
+            f"{where} lacks column(s) {missing} for task {task.name!r} (it has {dataset.column_names}); rename its "
+            f"columns to {question!r} and {answer!r} ({task.answer_help}), or set `task` to the task of this data"
         )
     if len(dataset) == 0:
-        raise ConfigError(f"{where} has no rows; give a dataset with question/answer rows")
-    answer_type = dataset.features["answer"]
+        raise ConfigError(f"{where} has no rows; give a dataset with {'/'.join(task.columns)} rows")
+    answer_type = dataset.features[task.answer_column]
     if isinstance(answer_type, Value) and answer_type.dtype != "string":  # `{"answer": 18}` is an answer too
-        dataset = dataset.cast_column("answer", Value("string"))
-    for index, question in enumerate(dataset["question"]):
+        dataset = dataset.cast_column(task.answer_column, Value("string"))
+    for index, question in enumerate(dataset[task.question_column]):
         if not isinstance(question, str) or not question.strip():
             raise ConfigError(f"row {index} of {where} has no question ({question!r}); fill it in or remove the row")
     return dataset
 
 
-def to_prompts(dataset: "Dataset", system_prompt: str | None) -> "Dataset":
-    """Map question/answer rows to `prompt`, `answer` (gold) and `solution`; drop golds the grader cannot read."""
+def to_prompts(dataset: "Dataset", system_prompt: str | None, task: Task | None = None) -> "Dataset":
+    """Map the task's rows to `prompt`, `answer` (gold), `solution` and `task`; drop golds the task cannot read."""
+    task = task or get_task(None)
 
     def convert(row):
-        gold = gold_answer(row["answer"])
+        solution = row.get(task.solution_column)
         return {
-            "prompt": build_prompt(row["question"], system_prompt),
-            "answer": gold,
-            "solution": row["answer"] if row["answer"] is None else str(row["answer"]),
+            "prompt": build_prompt(row[task.question_column], system_prompt),
+            "answer": task.gold(row[task.answer_column]),
+            "solution": "" if solution is None else str(solution),
+            "task": task.name,
         }
 
     converted = dataset.map(convert, remove_columns=dataset.column_names)
     kept = converted.filter(lambda row: row["answer"] is not None)
     if len(converted) and not len(kept):
         raise ConfigError(
-            f"none of the {len(converted)} problems has a gold answer the grader can read (the first is "
-            f"{str(dataset[0]['answer'])[:80]!r}); the answer column must hold a GSM8K solution ending in "
-            "'#### <number>' or the number itself"
+            f"none of the {len(converted)} problems has a gold answer task {task.name!r} can read (the first is "
+            f"{str(dataset[0][task.answer_column])[:80]!r}); the {task.answer_column!r} column must hold "
+            f"{task.answer_help}, or set `task` to the task of this data"
         )
     if dropped := len(converted) - len(kept):
         logger.warning("dropped %d of %d problems whose gold answer could not be parsed", dropped, len(converted))
     return kept
+
+
+def dataset_task(dataset) -> str | None:
+    """The task a prompt dataset's rows name (the `task` column :func:`to_prompts` writes), or None.
+
+    `dataset` is a Dataset or a mapping of columns.
+
+    >>> dataset_task({"prompt": [[]], "answer": ["18"], "task": ["gsm8k"]}), dataset_task({"answer": ["18"]})
+    ('gsm8k', None)
+    """
+    columns = dataset.column_names if hasattr(dataset, "column_names") else list(dataset)
+    tasks = dataset["task"] if "task" in columns else []
+    return tasks[0] if len(tasks) else None
 
 
 def drop_long_prompts(dataset: "Dataset", tokenizer, max_prompt_tokens: int | None) -> "Dataset":
@@ -230,12 +229,18 @@ def system_prompt_for(args: "RecipeArguments") -> str:
     return args.system_prompt if args.system_prompt is not None else get_prompt_format(args.prompt_format).system_prompt
 
 
+def task_of(args: "RecipeArguments") -> Task:
+    """The run's task: `task` in the YAML, else the one its dataset name implies."""
+    return get_task(task_name_for(args.task, args.dataset_name))
+
+
 def load_prompt_dataset(args: "RecipeArguments", split: str, tokenizer=None, limit: int | None = None, seed: int = 0) -> "Dataset":
-    """The recipe's dataset for `split`: prompts in the chosen format, gold answers, long prompts dropped."""
-    dataset = load_problems(args.dataset_name, split, args.dataset_config)
+    """The recipe's dataset for `split`: the task's prompts in the chosen format, gold answers, long prompts dropped."""
+    task = task_of(args)
+    dataset = load_problems(args.dataset_name, split, args.dataset_config, task)
     if limit is not None and limit < len(dataset):
         dataset = dataset.shuffle(seed=seed).select(range(limit))
-    dataset = to_prompts(dataset, system_prompt_for(args))
+    dataset = to_prompts(dataset, system_prompt_for(args), task)
     if tokenizer is not None:
         dataset = drop_long_prompts(dataset, tokenizer, args.max_prompt_tokens)
     return dataset

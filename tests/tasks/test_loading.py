@@ -6,30 +6,35 @@ import pytest
 
 from rl_math.config import RecipeArguments
 from rl_math.config import ConfigError
-from rl_math.data import SYNTHETIC_DATASET, drop_long_prompts, gold_answer, load_problems, load_prompt_dataset, to_prompts
-from rl_math.gsm8k import gold_answer_from_solution, solution_reasoning
-from rl_math.prompts import PROMPT_FORMATS, build_prompt, get_prompt_format
-from rl_math.synthetic import generate_problems, synthetic_split
+from rl_math.tasks.loading import SYNTHETIC_DATASET, drop_long_prompts, load_problems, load_prompt_dataset, to_prompts
+from rl_math.tasks.gsm8k import TASK as GSM8K
+from rl_math.tasks.gsm8k import normalize_gold, solution_reasoning
+from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt, get_prompt_format
+from rl_math.tasks.arithmetic import generate_problems, synthetic_split
 
 
 def test_gold_answer_is_text_after_the_marker_without_commas():
-    assert gold_answer_from_solution("Step one.\n#### 1,080") == "1080"
+    assert normalize_gold("Step one.\n#### 1,080") == "1080"
 
 
 def test_gold_answer_keeps_negative_sign():
-    assert gold_answer_from_solution("#### -3") == "-3"
+    assert normalize_gold("#### -3") == "-3"
 
 
-def test_gold_answer_of_solution_without_marker_is_none():
-    assert gold_answer_from_solution("The answer is 5.") is None
+def test_a_solution_on_several_lines_without_marker_has_no_gold():
+    assert normalize_gold("Step one.\nThe answer is 5.") is None
 
 
 def test_bare_short_answer_is_its_own_gold():
-    assert gold_answer("  42 ") == "42"
+    assert GSM8K.gold("  42 ") == "42"
+
+
+def test_a_bare_gold_keeps_its_commas():
+    assert normalize_gold("(3, 4)") == "(3, 4)" and GSM8K.gold(" 1,080 ") == "1,080"
 
 
 def test_gold_answer_the_grader_cannot_read_is_none():
-    assert gold_answer("Paris") is None and gold_answer("#### blue") is None
+    assert GSM8K.gold("Paris") is None and GSM8K.gold("#### blue") is None
 
 
 def test_a_split_without_a_readable_gold_answer_is_a_config_error():
@@ -38,7 +43,7 @@ def test_a_split_without_a_readable_gold_answer_is_a_config_error():
     from rl_math.config import ConfigError
 
     rows = Dataset.from_list([{"question": "Capital of France?", "answer": "Paris"}] * 3)
-    with pytest.raises(ConfigError, match="none of the 3 problems has a gold answer the grader can read"):
+    with pytest.raises(ConfigError, match="none of the 3 problems has a gold answer task 'gsm8k' can read"):
         to_prompts(rows, "system")
 
 
@@ -66,7 +71,7 @@ def test_synthetic_problems_are_deterministic_and_well_formed():
     first, second = generate_problems(50, seed=3), generate_problems(50, seed=3)
     assert first == second
     for problem in first:
-        assert gold_answer(problem["answer"]) is not None
+        assert GSM8K.gold(problem["answer"]) is not None
 
 
 def test_synthetic_train_and_test_do_not_overlap():
@@ -78,7 +83,7 @@ def test_synthetic_train_and_test_do_not_overlap():
 def test_synthetic_answers_are_arithmetically_right():
     for problem in generate_problems(200, seed=1):
         expression = problem["answer"].split("<<")[-1].split("=")[0]  # the last step gives the answer
-        assert str(int(eval(expression))) == gold_answer(problem["answer"])  # noqa: S307 - our own digits
+        assert str(int(eval(expression))) == GSM8K.gold(problem["answer"])  # noqa: S307 - our own digits
 
 
 def test_local_jsonl_file_loads(tmp_path):

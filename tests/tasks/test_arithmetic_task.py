@@ -3,8 +3,9 @@
 import pytest
 
 from rl_math.config import ConfigError, RecipeArguments
-from rl_math.data import gold_answer, load_problems, load_prompt_dataset
-from rl_math.synthetic import ArithmeticOptions, arithmetic_split, synthetic_split
+from rl_math.tasks.gsm8k import TASK as GSM8K
+from rl_math.tasks.loading import load_problems, load_prompt_dataset
+from rl_math.tasks.arithmetic import ArithmeticOptions, arithmetic_split, synthetic_split
 
 TASK = "rl-math:arithmetic"
 
@@ -27,13 +28,13 @@ def test_golds_are_the_right_arithmetic_for_every_operation():
     options = ArithmeticOptions(operations=["add", "sub", "mul"], max_operand=20, worked=True, train_size=300, test_size=1)
     for problem in arithmetic_split("train", options):
         expression = problem["answer"].split("<<")[1].split("=")[0]
-        assert str(eval(expression)) == gold_answer(problem["answer"])  # noqa: S307 - our own digits
-        assert int(gold_answer(problem["answer"])) >= 0
+        assert str(eval(expression)) == GSM8K.gold(problem["answer"])  # noqa: S307 - our own digits
+        assert int(GSM8K.gold(problem["answer"])) >= 0
 
 
 def test_operands_stay_in_range():
     options = ArithmeticOptions(operations=["add"], min_operand=3, max_operand=4, train_size=50, validation_size=5, test_size=10)
-    assert {int(gold_answer(p["answer"])) for p in arithmetic_split("train", options)} <= {6, 7, 8}
+    assert {int(GSM8K.gold(p["answer"])) for p in arithmetic_split("train", options)} <= {6, 7, 8}
 
 
 def test_answer_only_gold_has_no_worked_solution():

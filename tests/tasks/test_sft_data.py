@@ -8,16 +8,15 @@ import logging
 import pytest
 
 from rl_math.config import RecipeArguments
-from rl_math.data import load_prompt_dataset, to_prompts
-from rl_math.prompts import PROMPT_FORMATS, build_prompt, get_prompt_format
+from rl_math.tasks.loading import load_prompt_dataset, to_prompts
+from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt, get_prompt_format
 from rl_math.rewards import get_reward
 from rl_math.sft_data import (
     assistant_message,
     drop_overlong,
-    gsm8k_to_sft,
     load_sft_dataset,
+    problems_to_sft,
     samples_to_sft,
-    sft_target,
     supervised_text,
 )
 
@@ -36,7 +35,7 @@ def _rows(problems, prompt_format):
 
     args = RecipeArguments(prompt_format=prompt_format)
     system = get_prompt_format(prompt_format).system_prompt
-    return gsm8k_to_sft(to_prompts(Dataset.from_list(problems), system), args.prompt_format)
+    return problems_to_sft(to_prompts(Dataset.from_list(problems), system), args.prompt_format)
 
 
 def _scores(rows, prompt_format):
@@ -66,7 +65,7 @@ def test_target_per_format_with_annotations_removed(prompt_format):
 
 @pytest.mark.parametrize("prompt_format", FORMATS)
 def test_every_synthetic_target_scores_one_on_correctness_and_its_format(prompt_format):
-    from rl_math.synthetic import generate_problems
+    from rl_math.tasks.arithmetic import generate_problems
 
     rows = _rows(generate_problems(200, seed=3), prompt_format)
     assert len(rows) == 200  # none dropped
@@ -78,7 +77,7 @@ def test_every_synthetic_target_scores_one_on_correctness_and_its_format(prompt_
 def test_every_real_gsm8k_target_scores_one(prompt_format, gsm8k_dir):
     args = RecipeArguments(dataset_name=str(gsm8k_dir), prompt_format=prompt_format)
     problems = load_prompt_dataset(args, "test", limit=300, seed=0)
-    rows = gsm8k_to_sft(problems, prompt_format)
+    rows = problems_to_sft(problems, prompt_format)
     assert len(rows) == len(problems)
     correct, shaped = _scores(rows, prompt_format)
     assert set(correct) == {1.0} and set(shaped) == {1.0}
@@ -93,11 +92,6 @@ def test_rows_the_rewards_would_not_pay_are_dropped(caplog):
     assert len(rows) == 1 and rows[0]["answer"] == "72"
     assert "dropped 1 of 2 SFT targets" in caplog.text and "think_format=0.0" in caplog.text
     assert len(_rows([NATALIA, bare], "boxed")) == 2  # boxed needs no reasoning: "The answer is \boxed{5}."
-
-
-def test_sft_target_rejects_an_unknown_format():
-    with pytest.raises(ValueError, match="unknown prompt_format"):
-        sft_target("x", "1", "latex")
 
 
 def test_completion_ends_with_end_of_turn_when_templated(tiny_tokenizer):
@@ -158,7 +152,7 @@ def test_accepted_samples_become_sft_rows():
 
 
 def test_rows_longer_than_max_length_are_dropped_not_cut(tiny_tokenizer, caplog):
-    from rl_math.synthetic import generate_problems
+    from rl_math.tasks.arithmetic import generate_problems
 
     rows = _rows(generate_problems(4, seed=1), "boxed")
     long = rows.to_list()

@@ -17,6 +17,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from rl_math.tasks.gsm8k import GSM8KTask
+
+SYNTHETIC_DATASET = "rl-math:synthetic"
+ARITHMETIC_DATASET = "rl-math:arithmetic"
+
 _NAMES = ("Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Iris", "Jack", "Lena", "Omar")
 _ITEMS = ("apples", "marbles", "stickers", "books", "pencils", "cookies", "shells", "cards", "coins", "eggs")
 _SPLIT_SEEDS = {"train": 1234, "test": 5678}
@@ -117,8 +122,6 @@ def synthetic_split(split: str, n: int | None = None) -> list[dict[str, str]]:
 
 # --------------------------------------------------------------------------------------------
 # rl-math:arithmetic — the difficulty-controlled task of the learning benchmark
-
-ARITHMETIC_DATASET = "rl-math:arithmetic"
 _OPERATIONS = {"add": add_problem, "sub": sub_problem, "mul": mul_problem}
 
 
@@ -210,3 +213,24 @@ def arithmetic_split(split: str, options: ArithmeticOptions) -> list[dict[str, s
             problems.append(problem)
     start, end = bounds[split]
     return problems[start:end]
+
+
+def is_arithmetic_dataset(dataset_name: str) -> bool:
+    """Whether a dataset name is one of the offline generators (then the task is `arithmetic`).
+
+    >>> is_arithmetic_dataset("rl-math:synthetic"), is_arithmetic_dataset("rl-math:arithmetic?operations=mul")
+    (True, True)
+    >>> is_arithmetic_dataset("openai/gsm8k")
+    False
+    """
+    return dataset_name == SYNTHETIC_DATASET or dataset_name.split("?", 1)[0] == ARITHMETIC_DATASET
+
+
+# GSM8K-shaped rows (`question`, `answer` ending in `#### N`): graded and rendered as GSM8K is.
+TASK = GSM8KTask(
+    name="arithmetic",
+    question_column="question",
+    answer_column="answer",
+    solution_column="answer",
+    answer_help="a solution ending in '#### <number>' or the number itself",
+)
