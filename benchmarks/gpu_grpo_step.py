@@ -247,7 +247,7 @@ def run_variant(config_path: str, completion_tokens: int, checkpointing: bool, l
 
     from rl_math.prompts import default_reward_specs
     from rl_math.rewards import build_rewards
-    from rl_math.tiny import resolve_model_path
+    from rl_math.testing import resolve_model
 
     config = AutoConfig.from_pretrained(config_path)
     dtype = torch.bfloat16
@@ -255,7 +255,7 @@ def run_variant(config_path: str, completion_tokens: int, checkpointing: bool, l
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
     params = sum({id(p): p.numel() for p in model.parameters()}.values())
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.tokenizer))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.tokenizer))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     completions = args.prompts * args.group_size

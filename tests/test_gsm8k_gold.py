@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rl_math.grader import normalize_gold, parse_number
+from rl_math.rewards.grader import normalize_gold, parse_number
 from rl_math.rewards import correctness
 
 GSM8K_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from rl_math.config import RecipeArguments
-from rl_math.evaluation import EvalArguments
-from rl_math.expert_iteration import ExpertIterationArguments
-from rl_math.health import HealthArguments
-from rl_math.in_run_eval import InRunEvalArguments
+from rl_math.eval.evaluate import EvalArguments
+from rl_math.train.expert_iteration import ExpertIterationArguments
+from rl_math.train.health import HealthArguments
+from rl_math.eval.in_run import InRunEvalArguments
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

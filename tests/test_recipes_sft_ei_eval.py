@@ -26,8 +26,8 @@ def _recipe_classes(name: str):
     from trl import ModelConfig, SFTConfig
 
     from rl_math.config import RecipeArguments
-    from rl_math.evaluation import EvalArguments
-    from rl_math.expert_iteration import ExpertIterationArguments
+    from rl_math.eval.evaluate import EvalArguments
+    from rl_math.train.expert_iteration import ExpertIterationArguments
 
     if name.startswith("sft"):
         return [RecipeArguments, SFTConfig, ModelConfig]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rl_math.memory_plan import PLAN_HELP, add_plan_arguments, run_plan
+from rl_math.tools.memory_plan import PLAN_HELP, add_plan_arguments, run_plan
 
 EXIT_USAGE = 2  # bad input, as argparse uses for bad arguments
 
@@ -50,7 +50,7 @@ def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from rl_math.plotting import RunLogError, load_run, plot_runs, unique_names
+    from rl_math.tools.curves import RunLogError, load_run, plot_runs, unique_names
 
     try:
         runs = [load_run(d) for d in args.output_dirs]
@@ -84,7 +84,8 @@ def _add_samples_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_samples(args: argparse.Namespace) -> int:
-    from rl_math.plotting import RunLogError, find_completions, print_samples
+    from rl_math.tools.curves import RunLogError
+    from rl_math.tools.samples import find_completions, print_samples
 
     try:
         path = find_completions(args.output_dir, args.step)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rl_math.config import ConfigError, one_line
-from rl_math.grader import gold_is_gradable
+from rl_math.rewards.grader import gold_is_gradable
 from rl_math.gsm8k import gold_answer_from_solution
 from rl_math.preflight import hub_offline
 from rl_math.prompts import build_prompt, get_prompt_format
