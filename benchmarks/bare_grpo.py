@@ -28,9 +28,9 @@ try:
     import rl_math  # noqa: F401
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from rl_math.rewards import functions as rl_rewards
 from rl_math.data import gold_answer
 from rl_math.prompts import PROMPT_FORMATS, default_reward_specs
+from rl_math.rewards import functions as rl_rewards
 from rl_math.synthetic import synthetic_split
 from rl_math.testing import resolve_model
 

@@ -25,14 +25,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
-
 from _common import cpu_model, version  # benchmarks/ is on sys.path when run as a script; adds src/ too
 
-from rl_math.rewards import grader
 from rl_math.gsm8k import gold_answer_from_solution, solution_reasoning
-from rl_math.rewards import correctness
+from rl_math.rewards import correctness, grader
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 
 
 @dataclass(frozen=True)

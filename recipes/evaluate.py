@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 
+from rl_math import preflight
 from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
 from rl_math.eval.evaluate import (
@@ -27,10 +28,9 @@ from rl_math.eval.evaluate import (
     write_results,
 )
 from rl_math.eval.figures import plot_evaluation
-from rl_math.train.generation import SamplingSettings, load_generation_tokenizer
-from rl_math import preflight
 from rl_math.preflight import world_size_from_env
 from rl_math.prompts import default_reward_specs
+from rl_math.train.generation import SamplingSettings, load_generation_tokenizer
 
 logger = logging.getLogger("rl_math.evaluate")
 

@@ -21,6 +21,7 @@ from trl import ModelConfig, SFTConfig
 from rl_math import preflight
 from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.data import load_prompt_dataset
+from rl_math.prompts import default_reward_specs
 from rl_math.train.expert_iteration import (
     ExpertIterationArguments,
     RoundContext,
@@ -35,7 +36,6 @@ from rl_math.train.expert_iteration import (
     warn_if_worse_than_start,
 )
 from rl_math.train.generation import resolve_use_vllm
-from rl_math.prompts import default_reward_specs
 from rl_math.train.lifecycle import RESOLVED_CONFIG_FILE, load_tokenizer, setup_logging
 
 logger = logging.getLogger("rl_math.expert_iteration")

@@ -19,14 +19,13 @@ from trl import GRPOTrainer, get_peft_config
 from rl_math import preflight
 from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
 from rl_math.data import load_prompt_dataset
-from rl_math.train.generation import stop_token_ids
-from rl_math.train.group_signal import GroupSignalRecorder
-from rl_math.train.health import HEALTH_STOP_EXIT_CODE, build_health_callback, health_stop_reason
 from rl_math.eval.in_run import build_in_run_eval, load_best_model
-from rl_math.train.preemption import PreemptionCallback
 from rl_math.prompts import default_reward_specs
 from rl_math.rewards import build_rewards, reward_name
 from rl_math.testing import resolve_model
+from rl_math.train.generation import stop_token_ids
+from rl_math.train.group_signal import GroupSignalRecorder
+from rl_math.train.health import HEALTH_STOP_EXIT_CODE, build_health_callback, health_stop_reason
 from rl_math.train.lifecycle import (
     check_data_parallel,
     end_distributed,
@@ -41,6 +40,7 @@ from rl_math.train.lifecycle import (
     save_run,
     setup_logging,
 )
+from rl_math.train.preemption import PreemptionCallback
 
 logger = logging.getLogger("rl_math.grpo")
 

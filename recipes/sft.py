@@ -20,13 +20,11 @@ from trl import SFTTrainer, get_peft_config
 
 from rl_math import preflight
 from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
+from rl_math.eval.in_run import build_in_run_eval, load_best_model
+from rl_math.prompts import default_reward_specs
+from rl_math.testing import resolve_model
 from rl_math.train.export import add_stop_tokens, save_for_generation
 from rl_math.train.generation import stop_token_ids
-from rl_math.eval.in_run import build_in_run_eval, load_best_model
-from rl_math.train.preemption import PreemptionCallback
-from rl_math.prompts import default_reward_specs
-from rl_math.train.sft_data import drop_overlong, load_sft_dataset, supervised_text
-from rl_math.testing import resolve_model
 from rl_math.train.lifecycle import (
     check_data_parallel,
     end_distributed,
@@ -40,6 +38,8 @@ from rl_math.train.lifecycle import (
     save_run,
     setup_logging,
 )
+from rl_math.train.preemption import PreemptionCallback
+from rl_math.train.sft_data import drop_overlong, load_sft_dataset, supervised_text
 
 logger = logging.getLogger("rl_math.sft")
 MERGED_DIR = "merged"

@@ -4,9 +4,15 @@ import json
 
 import pytest
 
-from rl_math.config import RecipeArguments
-from rl_math.config import ConfigError
-from rl_math.data import SYNTHETIC_DATASET, drop_long_prompts, gold_answer, load_problems, load_prompt_dataset, to_prompts
+from rl_math.config import ConfigError, RecipeArguments
+from rl_math.data import (
+    SYNTHETIC_DATASET,
+    drop_long_prompts,
+    gold_answer,
+    load_problems,
+    load_prompt_dataset,
+    to_prompts,
+)
 from rl_math.gsm8k import gold_answer_from_solution, solution_reasoning
 from rl_math.prompts import PROMPT_FORMATS, build_prompt, get_prompt_format
 from rl_math.synthetic import generate_problems, synthetic_split

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rl_math.rewards.grader import normalize_gold, parse_number
 from rl_math.rewards import correctness
+from rl_math.rewards.grader import normalize_gold, parse_number
 
 GSM8K_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"
 SPLITS = ["train", "test"]

@@ -8,9 +8,9 @@ import pytest
 
 from rl_math.config import RecipeArguments
 from rl_math.eval.evaluate import EvalArguments
+from rl_math.eval.in_run import InRunEvalArguments
 from rl_math.train.expert_iteration import ExpertIterationArguments
 from rl_math.train.health import HealthArguments
-from rl_math.eval.in_run import InRunEvalArguments
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from recipe_runs import REPO_ROOT, metric_series, run_recipe
 
 CONFIGS = REPO_ROOT / "configs"

@@ -143,9 +143,9 @@ def recipe_dataclasses(recipe: str) -> list[type]:
     from trl import GRPOConfig, ModelConfig, SFTConfig
 
     from rl_math.eval.evaluate import EvalArguments
+    from rl_math.eval.in_run import InRunEvalArguments
     from rl_math.train.expert_iteration import ExpertIterationArguments
     from rl_math.train.health import HealthArguments
-    from rl_math.eval.in_run import InRunEvalArguments
 
     return {
         "grpo": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments],

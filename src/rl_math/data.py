@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rl_math.config import ConfigError, one_line
-from rl_math.rewards.grader import gold_is_gradable
 from rl_math.gsm8k import gold_answer_from_solution
 from rl_math.preflight import hub_offline
 from rl_math.prompts import build_prompt, get_prompt_format
+from rl_math.rewards.grader import gold_is_gradable
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -94,7 +94,7 @@ def _local_file(dataset_name: str, split: str) -> Path | None:
     return None
 
 
-def read_local_file(path: Path) -> "Dataset":
+def read_local_file(path: Path) -> Dataset:
     """A local .jsonl/.json/.parquet file as a Dataset; an empty or corrupt file is a ConfigError."""
     from datasets import load_dataset
 
@@ -127,7 +127,7 @@ def _first_bad_json_line(path: Path) -> str | None:
     return None
 
 
-def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None) -> "Dataset":
+def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None) -> Dataset:
     from datasets import load_dataset
 
     try:
@@ -143,7 +143,7 @@ def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None)
         ) from None
 
 
-def load_problems(dataset_name: str, split: str, dataset_config: str | None = None) -> "Dataset":
+def load_problems(dataset_name: str, split: str, dataset_config: str | None = None) -> Dataset:
     """Load one split with `question` and `answer` columns, from the hub, a local file or the generator."""
     from datasets import Dataset, Value
 
@@ -177,7 +177,7 @@ def load_problems(dataset_name: str, split: str, dataset_config: str | None = No
     return dataset
 
 
-def to_prompts(dataset: "Dataset", system_prompt: str | None) -> "Dataset":
+def to_prompts(dataset: Dataset, system_prompt: str | None) -> Dataset:
     """Map question/answer rows to `prompt`, `answer` (gold) and `solution`; drop golds the grader cannot read."""
 
     def convert(row):
@@ -201,7 +201,7 @@ def to_prompts(dataset: "Dataset", system_prompt: str | None) -> "Dataset":
     return kept
 
 
-def drop_long_prompts(dataset: "Dataset", tokenizer, max_prompt_tokens: int | None) -> "Dataset":
+def drop_long_prompts(dataset: Dataset, tokenizer, max_prompt_tokens: int | None) -> Dataset:
     """Drop prompts whose chat-formatted length exceeds the budget (TRL 1.16 never truncates them)."""
     if max_prompt_tokens is None:
         return dataset
@@ -226,11 +226,11 @@ def drop_long_prompts(dataset: "Dataset", tokenizer, max_prompt_tokens: int | No
     return kept
 
 
-def system_prompt_for(args: "RecipeArguments") -> str:
+def system_prompt_for(args: RecipeArguments) -> str:
     return args.system_prompt if args.system_prompt is not None else get_prompt_format(args.prompt_format).system_prompt
 
 
-def load_prompt_dataset(args: "RecipeArguments", split: str, tokenizer=None, limit: int | None = None, seed: int = 0) -> "Dataset":
+def load_prompt_dataset(args: RecipeArguments, split: str, tokenizer=None, limit: int | None = None, seed: int = 0) -> Dataset:
     """The recipe's dataset for `split`: prompts in the chosen format, gold answers, long prompts dropped."""
     dataset = load_problems(args.dataset_name, split, args.dataset_config)
     if limit is not None and limit < len(dataset):

@@ -13,8 +13,8 @@ import logging
 import math
 import os
 import time
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from recipe_runs import REPO_ROOT, accelerate_launch, log_history, offline_env, run_probe, run_recipe
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from recipe_runs import REPO_ROOT, accelerate_launch, log_history, offline_env, run_probe, run_recipe
 from rl_math.config import ConfigError
 from rl_math.eval.in_run import HeldOutAccuracyCallback, InRunEvalArguments
 

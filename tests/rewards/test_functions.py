@@ -10,7 +10,6 @@ import warnings
 import pytest
 from trl.trainer.utils import get_callable_name, is_async_callable
 
-from rl_math.rewards import functions as rewards
 from rl_math.prompts import PROMPT_FORMATS, build_prompt
 from rl_math.rewards import (
     REWARDS,
@@ -26,6 +25,7 @@ from rl_math.rewards import (
     think_format,
     validate_reward_specs,
 )
+from rl_math.rewards import functions as rewards
 
 REASONING = "Janet's ducks lay 16 eggs, she eats 3 and bakes 4, so she sells 9 eggs at $2: 9 * 2 = 18."
 

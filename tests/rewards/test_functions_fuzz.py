@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rl_math.rewards import functions as rewards
 from rl_math.rewards import available_rewards, get_reward
+from rl_math.rewards import functions as rewards
 
 HANG_SECONDS = 2.0
 

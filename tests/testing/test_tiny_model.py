@@ -2,8 +2,8 @@
 
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from rl_math.testing.tiny_model import TINY_MODEL_NAME, build_tokenizer, vocab_fingerprint
 from rl_math.testing import resolve_model
+from rl_math.testing.tiny_model import TINY_MODEL_NAME, build_tokenizer, vocab_fingerprint
 
 
 def test_reserved_name_resolves_to_the_built_folder(tiny_model_path):

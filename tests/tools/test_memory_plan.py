@@ -222,8 +222,8 @@ def test_ddp_with_bf16_weights_warns_about_lost_updates(shapes):
 
 
 def test_deepspeed_estimator_is_used_for_model_states(shapes):
-    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
     from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
 
     shape = shapes["Qwen2.5-7B-Instruct"]
     zero2 = mp.plan_memory(shape, settings(), "zero2", 8)

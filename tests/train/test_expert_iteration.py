@@ -11,6 +11,7 @@ import pytest
 
 from rl_math.config import RecipeArguments
 from rl_math.eval.evaluate import EvalArguments
+from rl_math.prompts import build_prompt
 from rl_math.train.expert_iteration import (
     ExpertIterationArguments,
     apply_filter,
@@ -23,7 +24,6 @@ from rl_math.train.expert_iteration import (
     select_training_samples,
     validate_filter,
 )
-from rl_math.prompts import build_prompt
 
 EOS = 2
 PROMPT = build_prompt("What is 9 * 2?", "Box it.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rl_math.prompts import build_prompt
+from rl_math.train.export import add_stop_tokens
 from rl_math.train.generation import (
     Generations,
     HFGenerator,
@@ -14,8 +16,6 @@ from rl_math.train.generation import (
     resolve_use_vllm,
     stop_token_ids,
 )
-from rl_math.train.export import add_stop_tokens
-from rl_math.prompts import build_prompt
 
 
 def test_finish_completion_cuts_after_the_first_stop_token():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rl_math.train.group_signal import GroupSignalRecorder, group_signal, is_constant
 from rl_math.rewards import get_reward, reward_name
+from rl_math.train.group_signal import GroupSignalRecorder, group_signal, is_constant
 
 
 def test_identical_completions_under_a_weighted_mix_are_no_signal_despite_float32_rounding():

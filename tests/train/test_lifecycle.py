@@ -6,7 +6,6 @@ A micro Qwen2 under the plain Trainer, in this process: a few steps take well un
 from __future__ import annotations
 
 import errno
-import json
 
 import pytest
 

@@ -125,7 +125,7 @@ class HeldOutAccuracyCallback(TrainerCallback):
         self.trainer: Trainer | None = None
         self.last_step: int | None = None
 
-    def attach(self, trainer: Trainer) -> "HeldOutAccuracyCallback":
+    def attach(self, trainer: Trainer) -> HeldOutAccuracyCallback:
         self.trainer = trainer
         return self
 

@@ -191,7 +191,7 @@ def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = 
         axes_by_panel["kl"] = axes_by_panel["entropy_kl"].twinx()
         axes_by_panel["kl"].set_ylabel("kl")
     many = len(runs) > 1
-    for (panel, panel_title, ylabel), ax in zip(PANELS, axes.flat):
+    for (_panel, panel_title, ylabel), ax in zip(PANELS, axes.flat):
         ax.set_title(panel_title, fontsize=10)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -266,7 +266,7 @@ def _draw_run(axes: dict[str, Any], run: RunLog, index: int, many: bool) -> None
 def _draw_alarms(fig, axes, runs: Sequence[RunLog], many: bool) -> list[str]:
     """A vertical line at every alarm on every panel, coloured by condition; one legend at the bottom."""
     handles, labels = [], []
-    for run_index, run in enumerate(runs):
+    for run in runs:
         for step, cond in run.alarms:
             for ax in axes:
                 color = ALARM_COLORS.get(cond, "tab:cyan")

@@ -305,7 +305,7 @@ class RunSettings:
     eval_completion_tokens: int = 0
 
     @classmethod
-    def from_yaml(cls, values: Mapping[str, Any], prompt_tokens: int | None = None) -> "RunSettings":
+    def from_yaml(cls, values: Mapping[str, Any], prompt_tokens: int | None = None) -> RunSettings:
         v = {**DEFAULTS, **{k: val for k, val in values.items() if val is not None or k not in DEFAULTS}}
         bf16 = v["bf16"] if v["bf16"] is not None else not v["fp16"]
         half = bool(bf16 or v["fp16"])

@@ -423,10 +423,8 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     """SFT `start_model` on the rows; save the merged model to rdir/model. None if preempted."""
     from trl import SFTTrainer, get_peft_config
 
-    from rl_math.train.export import save_for_generation
-    from rl_math.train.preemption import PreemptionCallback
-    from rl_math.train.sft_data import drop_overlong, samples_to_sft
     from rl_math.testing import resolve_model
+    from rl_math.train.export import save_for_generation
     from rl_math.train.lifecycle import (
         keep_checkpoint_settings,
         last_checkpoint,
@@ -437,6 +435,8 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
         quiet_tied_weights_warning,
         run_training,
     )
+    from rl_math.train.preemption import PreemptionCallback
+    from rl_math.train.sft_data import drop_overlong, samples_to_sft
 
     args = copy.deepcopy(ctx.training_args)
     args.output_dir = str(rdir / TRAIN_DIR)

@@ -181,7 +181,7 @@ class HFGenerator:
         self.show_progress = True
 
     @classmethod
-    def for_loaded_model(cls, model, tokenizer, batch_size: int = 32) -> "HFGenerator":
+    def for_loaded_model(cls, model, tokenizer, batch_size: int = 32) -> HFGenerator:
         """Generate with a model already in memory (a trainer's, for in-run evaluation); nothing is loaded."""
         generator = cls.__new__(cls)
         generator.tokenizer = tokenizer

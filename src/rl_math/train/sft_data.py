@@ -107,7 +107,7 @@ def target_problems(
 # Datasets
 
 
-def gsm8k_to_sft(dataset: "Dataset", prompt_format: str) -> "Dataset":
+def gsm8k_to_sft(dataset: Dataset, prompt_format: str) -> Dataset:
     """Rows with `prompt`/`answer`/`solution` (from `rl_math.data.to_prompts`) → SFT rows.
 
     Returns `prompt` (unchanged), `completion` (one assistant message) and `answer` (the gold,
@@ -133,7 +133,7 @@ def gsm8k_to_sft(dataset: "Dataset", prompt_format: str) -> "Dataset":
     return Dataset.from_list(kept)
 
 
-def samples_to_sft(samples: Iterable[Mapping[str, Any]]) -> "Dataset":
+def samples_to_sft(samples: Iterable[Mapping[str, Any]]) -> Dataset:
     """Accepted expert-iteration samples (`prompt` messages, `completion` text) → SFT rows."""
     from datasets import Dataset
 
@@ -156,8 +156,8 @@ def passthrough_file(dataset_name: str, split: str) -> str | None:
 
 
 def load_sft_dataset(
-    args: "RecipeArguments", split: str, tokenizer=None, limit: int | None = None, seed: int = 0
-) -> "Dataset":
+    args: RecipeArguments, split: str, tokenizer=None, limit: int | None = None, seed: int = 0
+) -> Dataset:
     """The SFT recipe's dataset: a prompt/completion file as is, or GSM8K-style problems as targets."""
     if (path := passthrough_file(args.dataset_name, split)) is not None:
         dataset = read_local_file(Path(path))
@@ -171,7 +171,7 @@ def load_sft_dataset(
     return dataset
 
 
-def drop_overlong(dataset: "Dataset", tokenizer, max_length: int | None) -> "Dataset":
+def drop_overlong(dataset: Dataset, tokenizer, max_length: int | None) -> Dataset:
     """Drop conversational rows whose prompt + completion exceed `max_length` tokens.
 
     SFTTrainer would cut them at `max_length` (keep_start), which removes the end-of-turn token
