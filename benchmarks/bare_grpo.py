@@ -28,11 +28,11 @@ try:
     import rl_math  # noqa: F401
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from rl_math import rewards as rl_rewards
-from rl_math.tasks.gsm8k import TASK as GSM8K
-from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
+from rl_math.rewards import functions as rl_rewards
 from rl_math.tasks.arithmetic import synthetic_split
-from rl_math.tiny import resolve_model_path
+from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
+from rl_math.tasks.gsm8k import TASK as GSM8K
+from rl_math.testing import resolve_model
 
 
 def read_config(argv: list[str]) -> dict:
@@ -84,7 +84,7 @@ def build_rewards(config: dict, eos_ids: list[int]) -> tuple[list, list[float]]:
 
 def main(argv: list[str] | None = None, trainer_class=GRPOTrainer):
     config = read_config(list(sys.argv[1:] if argv is None else argv))
-    model_path = resolve_model_path(config["model_name_or_path"])
+    model_path = resolve_model(config["model_name_or_path"])
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -229,9 +229,9 @@ def make_callback(timers: Timers):
 def synthetic_prompts(count: int, prompt_format: str = "boxed"):
     from datasets import Dataset
 
-    from rl_math.tasks.gsm8k import TASK as GSM8K
-    from rl_math.tasks.formats import build_prompt, get_prompt_format
     from rl_math.tasks.arithmetic import generate_problems
+    from rl_math.tasks.formats import build_prompt, get_prompt_format
+    from rl_math.tasks.gsm8k import TASK as GSM8K
 
     system = get_prompt_format(prompt_format).system_prompt
     rows = generate_problems(count, seed=7)
@@ -245,9 +245,9 @@ def run_variant(config_path: str, completion_tokens: int, checkpointing: bool, l
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from rl_math.tasks.formats import default_reward_specs
     from rl_math.rewards import build_rewards
-    from rl_math.tiny import resolve_model_path
+    from rl_math.tasks.formats import default_reward_specs
+    from rl_math.testing import resolve_model
 
     config = AutoConfig.from_pretrained(config_path)
     dtype = torch.bfloat16
@@ -255,7 +255,7 @@ def run_variant(config_path: str, completion_tokens: int, checkpointing: bool, l
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
     params = sum({id(p): p.numel() for p in model.parameters()}.values())
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.tokenizer))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.tokenizer))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     completions = args.prompts * args.group_size

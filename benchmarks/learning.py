@@ -40,9 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, header_lines, offline_env, table
-
 import yaml
+from _common import ROOT, header_lines, offline_env, table
 
 CONFIGS = ROOT / "configs" / "learning"
 STAGES = ("base", "sft", "ei", "grpo", "negated", "shuffled")

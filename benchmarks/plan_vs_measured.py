@@ -6,7 +6,7 @@
 
 For each measured variant (model × completion length × gradient checkpointing, one GPU, bf16
 weights as the shipped configs load them, no DeepSpeed), it builds the same run for
-`rl_math.memory_plan` (strategy ddp on 1 GPU; micro-batch, steps per generation, the measured
+`rl_math.tools.memory_plan` (strategy ddp on 1 GPU; micro-batch, steps per generation, the measured
 padded prompt length, the completion length) and compares the predicted allocator peak of the
 generation phase, of the training phase and overall with what the step measured. The target is
 |error| ≤ 15 % for the overall peak. Without --from-json it runs benchmarks/gpu_grpo_step.py's
@@ -29,7 +29,7 @@ TOLERANCE = 0.15
 
 def predicted(result: dict):
     """The memory plan of one measured variant."""
-    from rl_math import memory_plan
+    from rl_math.tools import memory_plan
 
     step = result["steps"][-1]
     counts = step["counts"]

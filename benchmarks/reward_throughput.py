@@ -25,14 +25,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
-
 from _common import cpu_model, version  # benchmarks/ is on sys.path when run as a script; adds src/ too
 
-from rl_math import grader
+from rl_math.rewards import correctness, grader
 from rl_math.tasks.gsm8k import normalize_gold, solution_reasoning
-from rl_math.rewards import correctness
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 
 
 @dataclass(frozen=True)
@@ -233,8 +232,8 @@ def reward_mix_rows(cases: list[Case], math_verify_throughput: float, repeats: i
     """Print completions/s of correctness, the default mix and the shipped configs' mix, interleaved."""
     import statistics
 
-    from rl_math.tasks.formats import default_reward_specs
     from rl_math.rewards import build_rewards
+    from rl_math.tasks.formats import default_reward_specs
 
     completions = [case.completion for case in cases]
     kwargs = {"answer": [case.gold for case in cases], "completion_ids": [_completion_ids(c) for c in cases]}

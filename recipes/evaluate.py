@@ -6,7 +6,7 @@
 
 Writes OUTPUT_DIR/metrics.json (every model and the comparison table), completions.jsonl (every
 completion with its verdicts) and evaluation.png (answer buckets and completion lengths), and
-prints the table. Metrics and bucket definitions: `rl_math.evaluation`.
+prints the table. Metrics and bucket definitions: `rl_math.eval.evaluate`.
 """
 
 from __future__ import annotations
@@ -15,22 +15,22 @@ import logging
 import sys
 import time
 
+from rl_math import preflight
 from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
-from rl_math.tasks.loading import load_prompt_dataset
-from rl_math.evaluation import (
+from rl_math.eval.evaluate import (
     FIGURE_FILE,
     EvalArguments,
     evaluate_model,
     headline,
-    plot_evaluation,
     print_comparison,
     unique_model_names,
     write_results,
 )
-from rl_math.generation import SamplingSettings, load_generation_tokenizer
-from rl_math import preflight
+from rl_math.eval.figures import plot_evaluation
 from rl_math.preflight import world_size_from_env
 from rl_math.tasks.formats import default_reward_specs
+from rl_math.tasks.loading import load_prompt_dataset
+from rl_math.train.generation import SamplingSettings, load_generation_tokenizer
 
 logger = logging.getLogger("rl_math.evaluate")
 

@@ -6,7 +6,7 @@
 
 Each round lives in OUTPUT_DIR/round_N/ (samples.jsonl, accepted.jsonl, model/, metrics.json);
 rerunning the same command resumes after the last finished round. Filter and resume semantics:
-`rl_math.expert_iteration`. One process: sampling and training take turns on the same GPU.
+`rl_math.train.expert_iteration`. One process: sampling and training take turns on the same GPU.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from trl import ModelConfig, SFTConfig
 
 from rl_math import preflight
 from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
+from rl_math.tasks.formats import default_reward_specs
 from rl_math.tasks.loading import load_prompt_dataset
-from rl_math.expert_iteration import (
+from rl_math.train.expert_iteration import (
     EI_SAMPLING_KEYS,
     ExpertIterationArguments,
     RoundContext,
@@ -35,9 +36,8 @@ from rl_math.expert_iteration import (
     validate_filter,
     warn_if_worse_than_start,
 )
-from rl_math.generation import SamplingSettings, resolve_use_vllm
-from rl_math.tasks.formats import default_reward_specs
-from rl_math.training import RESOLVED_CONFIG_FILE, load_tokenizer, setup_logging
+from rl_math.train.generation import SamplingSettings, resolve_use_vllm
+from rl_math.train.lifecycle import RESOLVED_CONFIG_FILE, load_tokenizer, setup_logging
 
 logger = logging.getLogger("rl_math.expert_iteration")
 

@@ -18,17 +18,16 @@ from trl import GRPOTrainer, get_peft_config
 
 from rl_math import preflight
 from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
-from rl_math.dynamic_sampling import check_dynamic_sampling, grpo_trainer_class
-from rl_math.tasks.loading import load_prompt_dataset
-from rl_math.generation import stop_token_ids
-from rl_math.group_signal import GroupSignalRecorder
-from rl_math.health import HEALTH_STOP_EXIT_CODE, build_health_callback, health_stop_reason
-from rl_math.in_run_eval import build_in_run_eval, load_best_model
-from rl_math.preemption import PreemptionCallback
-from rl_math.tasks.formats import default_reward_specs
+from rl_math.eval.in_run import build_in_run_eval, load_best_model
 from rl_math.rewards import build_rewards, reward_name
-from rl_math.tiny import resolve_model_path
-from rl_math.training import (
+from rl_math.tasks.formats import default_reward_specs
+from rl_math.tasks.loading import load_prompt_dataset
+from rl_math.testing import resolve_model
+from rl_math.train.dynamic_sampling import check_dynamic_sampling, grpo_trainer_class
+from rl_math.train.generation import stop_token_ids
+from rl_math.train.group_signal import GroupSignalRecorder
+from rl_math.train.health import HEALTH_STOP_EXIT_CODE, build_health_callback, health_stop_reason
+from rl_math.train.lifecycle import (
     check_data_parallel,
     end_distributed,
     eos_token_ids,
@@ -42,6 +41,7 @@ from rl_math.training import (
     save_run,
     setup_logging,
 )
+from rl_math.train.preemption import PreemptionCallback
 
 logger = logging.getLogger("rl_math.grpo")
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     # what runs, as the user can give it again: taken before the recipe fills in TRL's own fields
     resolved = to_yaml_dict(script_args, model_args, health_args, eval_args, sampling_args, training_args)
 
-    model_path = resolve_model_path(model_args.model_name_or_path)
+    model_path = resolve_model(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
     train_dataset = load_prompt_dataset(
         script_args, script_args.dataset_train_split, tokenizer, script_args.max_train_samples, training_args.seed

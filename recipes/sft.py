@@ -5,7 +5,7 @@
     accelerate launch --config_file configs/accelerate/zero3.yaml recipes/sft.py configs/sft_qwen7b.yaml
 
 The targets are written in the config's `prompt_format` exactly as the RL rewards want them (see
-`rl_math.sft_data`); the loss covers the completion only and ends with the chat template's
+`rl_math.train.sft_data`); the loss covers the completion only and ends with the chat template's
 end-of-turn token, so the model learns to stop. With `use_peft: true` the adapter is saved in
 output_dir and a merged full model in output_dir/merged (what vLLM, EI and GRPO load).
 """
@@ -20,13 +20,12 @@ from trl import SFTTrainer, get_peft_config
 
 from rl_math import preflight
 from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
-from rl_math.generation import add_stop_tokens, save_for_generation, stop_token_ids
-from rl_math.in_run_eval import build_in_run_eval, load_best_model
-from rl_math.preemption import PreemptionCallback
+from rl_math.eval.in_run import build_in_run_eval, load_best_model
 from rl_math.tasks.formats import default_reward_specs
-from rl_math.sft_data import drop_overlong, load_sft_dataset, supervised_text
-from rl_math.tiny import resolve_model_path
-from rl_math.training import (
+from rl_math.testing import resolve_model
+from rl_math.train.export import add_stop_tokens, save_for_generation
+from rl_math.train.generation import stop_token_ids
+from rl_math.train.lifecycle import (
     check_data_parallel,
     end_distributed,
     keep_checkpoint_settings,
@@ -39,6 +38,8 @@ from rl_math.training import (
     save_run,
     setup_logging,
 )
+from rl_math.train.preemption import PreemptionCallback
+from rl_math.train.sft_data import drop_overlong, load_sft_dataset, supervised_text
 
 logger = logging.getLogger("rl_math.sft")
 MERGED_DIR = "merged"
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     # what runs, as the user can give it again: taken before the recipe fills in TRL's own fields
     resolved = to_yaml_dict(script_args, model_args, eval_args, training_args)
 
-    model_path = resolve_model_path(model_args.model_name_or_path)
+    model_path = resolve_model(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
     train_dataset = load_sft_dataset(
         script_args, script_args.dataset_train_split, tokenizer, script_args.max_train_samples, training_args.seed

@@ -48,7 +48,7 @@ def test_plan_vs_measured_compares_a_measurement(tmp_path):
     """The comparison half, fed a hand-made measurement of the tiny model (no GPU involved)."""
     from transformers import Qwen2Config
 
-    from rl_math import memory_plan
+    from rl_math.tools import memory_plan
 
     Qwen2Config(vocab_size=600, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2).save_pretrained(tmp_path)

@@ -116,8 +116,8 @@ def test_plot_draws_a_run_without_kl_or_correctness(tmp_path):
 
 
 def test_every_health_condition_has_its_own_alarm_colour():
-    from rl_math.health import CONDITIONS
-    from rl_math.plotting import ALARM_COLORS
+    from rl_math.tools.curves import ALARM_COLORS
+    from rl_math.train.health import CONDITIONS
 
     assert set(ALARM_COLORS) == set(CONDITIONS)
     assert len(set(ALARM_COLORS.values())) == len(ALARM_COLORS)

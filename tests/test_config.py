@@ -228,7 +228,6 @@ def _recipe_config_types():
 @pytest.mark.parametrize("config", ["smoke.yaml", "sft_smoke.yaml", "ei_smoke.yaml", "eval_smoke.yaml"])
 def test_saved_config_of_every_recipe_reruns_to_the_same_values(config, tmp_path):
     import yaml
-
     from recipe_runs import REPO_ROOT
 
     types = _recipe_config_types()[config]

@@ -10,10 +10,9 @@ import json
 
 import pytest
 import torch
+from recipe_runs import REPO_ROOT, accelerate_launch, offline_env, run_probe
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
-
-from recipe_runs import REPO_ROOT, accelerate_launch, offline_env, run_probe
 
 pytestmark = pytest.mark.slow
 SMOKE = str(REPO_ROOT / "configs" / "smoke.yaml")

@@ -5,7 +5,6 @@ import statistics
 
 import pytest
 import yaml
-
 from recipe_runs import FIXTURES, REPO_ROOT, accelerate_launch, metric_series, offline_env, run_probe, run_recipe
 
 pytestmark = pytest.mark.slow

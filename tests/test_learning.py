@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from recipe_runs import REPO_ROOT, offline_env
 
 SEED = 1

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from recipe_runs import REPO_ROOT, metric_series, run_recipe
 
 CONFIGS = REPO_ROOT / "configs"
@@ -26,8 +25,8 @@ def _recipe_classes(name: str):
     from trl import ModelConfig, SFTConfig
 
     from rl_math.config import RecipeArguments
-    from rl_math.evaluation import EvalArguments
-    from rl_math.expert_iteration import ExpertIterationArguments
+    from rl_math.eval.evaluate import EvalArguments
+    from rl_math.train.expert_iteration import ExpertIterationArguments
 
     if name.startswith("sft"):
         return [RecipeArguments, SFTConfig, ModelConfig]

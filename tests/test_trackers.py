@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from rl_math.preflight import DEFAULT_WANDB_PROJECT, check_trackers
-from rl_math.training import log_config_to_trackers
+from rl_math.train.lifecycle import log_config_to_trackers
 
 
 def test_wandb_run_config_gets_the_resolved_rl_math_fields():
@@ -40,7 +40,7 @@ def test_wandb_project_defaults_to_rl_math_unless_set(preset, expected, monkeypa
 
 
 def test_model_card_names_a_local_base_model_and_its_hub_origin(tmp_path):
-    from rl_math.training import RESOLVED_CONFIG_FILE, name_base_model_in_card
+    from rl_math.train.lifecycle import RESOLVED_CONFIG_FILE, name_base_model_in_card
 
     sft = tmp_path / "sft"
     sft.mkdir()

@@ -49,7 +49,7 @@ def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from rl_math.plotting import RunLogError, load_run, plot_runs, unique_names
+    from rl_math.tools.curves import RunLogError, load_run, plot_runs, unique_names
 
     try:
         runs = [load_run(d) for d in args.output_dirs]
@@ -83,7 +83,8 @@ def _add_samples_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_samples(args: argparse.Namespace) -> int:
-    from rl_math.plotting import RunLogError, find_completions, print_samples
+    from rl_math.tools.curves import RunLogError
+    from rl_math.tools.samples import find_completions, print_samples
 
     try:
         path = find_completions(args.output_dir, args.step)
@@ -105,7 +106,7 @@ def _positive_int(text: str) -> int:
 
 
 def _add_plan_arguments(parser: argparse.ArgumentParser) -> None:
-    from rl_math.memory_plan import ZERO_CHOICES
+    from rl_math.tools.memory_plan import ZERO_CHOICES
 
     parser.add_argument("config", metavar="CONFIG.yaml", help="a GRPO recipe config")
     parser.add_argument(
@@ -130,7 +131,14 @@ def _run_plan(args: argparse.Namespace) -> int:
     """Print the plans; exit 1 when the asked (or the config's intended) setup does not fit."""
     import json
 
-    from rl_math.memory_plan import ZERO_CHOICES, PlanError, format_report, judged_plans, plan_config, report_as_json
+    from rl_math.tools.memory_plan import (
+        ZERO_CHOICES,
+        PlanError,
+        format_report,
+        judged_plans,
+        plan_config,
+        report_as_json,
+    )
 
     strategies = [ZERO_CHOICES[args.zero]] if args.zero else None
     try:

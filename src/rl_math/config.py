@@ -176,11 +176,11 @@ def recipe_dataclasses(recipe: str) -> list[type]:
     """
     from trl import GRPOConfig, ModelConfig, SFTConfig
 
-    from rl_math.dynamic_sampling import DynamicSamplingArguments
-    from rl_math.evaluation import EvalArguments
-    from rl_math.expert_iteration import ExpertIterationArguments
-    from rl_math.health import HealthArguments
-    from rl_math.in_run_eval import InRunEvalArguments
+    from rl_math.eval.evaluate import EvalArguments
+    from rl_math.eval.in_run import InRunEvalArguments
+    from rl_math.train.dynamic_sampling import DynamicSamplingArguments
+    from rl_math.train.expert_iteration import ExpertIterationArguments
+    from rl_math.train.health import HealthArguments
 
     return {
         "grpo": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments,

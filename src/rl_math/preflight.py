@@ -13,8 +13,8 @@ import logging
 import math
 import os
 import time
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ def check_output_dir(values: dict[str, Any], explicit: set[str]) -> None:
     """
     import shutil
 
-    from rl_math.training import previous_run_files, resume_requested
+    from rl_math.train.lifecycle import previous_run_files, resume_requested
 
     output_dir = values["output_dir"]
     found = previous_run_files(output_dir)
@@ -162,7 +162,7 @@ def on_generation_boundary(step: int, gradient_accumulation_steps: int, generate
 
 def warn_resume_inside_generation(training_args, checkpoint: str | None) -> None:
     """A checkpoint written inside a generation (a preemption or a health stop) resumes, but not exactly."""
-    from rl_math.training import checkpoint_step
+    from rl_math.train.lifecycle import checkpoint_step
 
     step = checkpoint_step(checkpoint)
     generate_every = training_args.steps_per_generation * training_args.num_iterations
@@ -377,7 +377,7 @@ def check_grpo_sampling(values: dict[str, Any], explicit: set[str]) -> None:
         raise ConfigError(
             f"temperature is {values['temperature']:g}; GRPO samples each group, so it must be above 0 (1.0 is usual)"
         )
-    from rl_math.generation import check_sampling
+    from rl_math.train.generation import check_sampling
 
     try:
         check_sampling({"top_p": values["top_p"]})
@@ -407,9 +407,9 @@ def _similar_paths(path: Path) -> str:
 
 def model_source_problem(name: str, revision: str | None = None) -> str | None:
     """Why `model_name_or_path` cannot be loaded, as a sentence with the fix; None when it can (or may)."""
-    from rl_math.tiny import tiny_model_options
+    from rl_math.testing import is_test_model
 
-    if tiny_model_options(name) is not None:  # the offline model; a bad option is a ConfigError here
+    if is_test_model(name):  # the offline model; a bad option is a ConfigError here
         return None
     path = Path(name).expanduser()
     if path.is_file():
@@ -492,7 +492,7 @@ def check_output_dir_writable(values: dict[str, Any], explicit: set[str]) -> Non
 
 def check_resume_path(values: dict[str, Any], explicit: set[str]) -> None:
     """A resume_from_checkpoint path must exist (true/false and friends are resolved by the recipe)."""
-    from rl_math.training import RESUME_FRESH_WORDS, RESUME_LAST_WORDS
+    from rl_math.train.lifecycle import RESUME_FRESH_WORDS, RESUME_LAST_WORDS
 
     value = values.get("resume_from_checkpoint")
     if value is None or str(value).lower() in RESUME_FRESH_WORDS + RESUME_LAST_WORDS:

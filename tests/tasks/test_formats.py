@@ -2,10 +2,10 @@
 
 import pytest
 
-from rl_math.grader import grade
-from rl_math.health import HealthArguments, HealthCallback
 from rl_math.rewards import get_reward
+from rl_math.rewards.grader import grade
 from rl_math.tasks.formats import FORMAT_REWARDS, PROMPT_FORMATS, get_prompt_format
+from rl_math.train.health import HealthArguments, HealthCallback
 
 FORMATS = sorted(PROMPT_FORMATS)
 

@@ -4,13 +4,12 @@ import json
 
 import pytest
 
-from rl_math.config import RecipeArguments
-from rl_math.config import ConfigError
-from rl_math.tasks.loading import SYNTHETIC_DATASET, drop_long_prompts, load_problems, load_prompt_dataset, to_prompts
+from rl_math.config import ConfigError, RecipeArguments
+from rl_math.tasks.arithmetic import generate_problems, synthetic_split
+from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt, get_prompt_format
 from rl_math.tasks.gsm8k import TASK as GSM8K
 from rl_math.tasks.gsm8k import normalize_gold, solution_reasoning
-from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt, get_prompt_format
-from rl_math.tasks.arithmetic import generate_problems, synthetic_split
+from rl_math.tasks.loading import SYNTHETIC_DATASET, drop_long_prompts, load_problems, load_prompt_dataset, to_prompts
 
 
 def test_gold_answer_is_text_after_the_marker_without_commas():

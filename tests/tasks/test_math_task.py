@@ -132,7 +132,7 @@ def test_eval_math500_config_evaluates_the_tiny_model_offline(math500_dir, tmp_p
 
 
 def test_evaluation_grades_and_votes_with_the_task_comparator():
-    from rl_math.evaluation import score_completions, summarize
+    from rl_math.eval.evaluate import score_completions, summarize
     from rl_math.rewards import build_rewards
 
     funcs, weights = build_rewards([{"name": "correctness"}])
@@ -144,7 +144,7 @@ def test_evaluation_grades_and_votes_with_the_task_comparator():
 
 
 def test_expert_iteration_filters_with_the_task_comparator():
-    from rl_math.expert_iteration import apply_filter, build_filter
+    from rl_math.train.expert_iteration import apply_filter, build_filter
 
     samples = [{"prompt": [], "completion": rf"\boxed{{{answer}}}", "gold": r"\text{(C)}", "task": "math"}
                for answer in ("(C)", "(D)")]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 DEFAULT_TASK = "gsm8k"
@@ -61,7 +61,7 @@ class Task:
         raise NotImplementedError
 
     def grade(self, completion: object, gold: object) -> Any:
-        """The :class:`rl_math.grader.Verdict` of one completion against a gold answer."""
+        """The :class:`rl_math.rewards.grader.Verdict` of one completion against a gold answer."""
         raise NotImplementedError
 
     def answers_equal(self, answer: str, gold: object) -> bool:
@@ -82,7 +82,7 @@ def available_tasks() -> list[str]:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_task(name: str | None) -> Task:
     """The task called `name` (None: the default, GSM8K); a ValueError listing the known ones otherwise."""
     name = name or DEFAULT_TASK

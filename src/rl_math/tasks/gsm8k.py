@@ -57,7 +57,7 @@ class GSM8KTask(Task):
     """Numeric golds, graded by the grader's fast exact path; SFT reasoning is the solution before `####`."""
 
     def gold(self, value: object) -> str | None:
-        from rl_math.grader import gold_is_gradable
+        from rl_math.rewards.grader import gold_is_gradable
 
         text = normalize_gold(value)
         return text if text is not None and gold_is_gradable(text) else None
@@ -66,12 +66,12 @@ class GSM8KTask(Task):
         return solution_reasoning(solution)
 
     def grade(self, completion: object, gold: object):
-        from rl_math.grader import grade
+        from rl_math.rewards.grader import grade
 
         return grade(completion, gold)
 
     def answers_equal(self, answer: str, gold: object) -> bool:
-        from rl_math.grader import answers_equal
+        from rl_math.rewards.grader import answers_equal
 
         return answers_equal(answer, gold)
 

@@ -76,7 +76,7 @@ def _local_file(dataset_name: str, split: str) -> Path | None:
     return None
 
 
-def read_local_file(path: Path) -> "Dataset":
+def read_local_file(path: Path) -> Dataset:
     """A local .jsonl/.json/.parquet file as a Dataset; an empty or corrupt file is a ConfigError."""
     from datasets import load_dataset
 
@@ -109,7 +109,7 @@ def _first_bad_json_line(path: Path) -> str | None:
     return None
 
 
-def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None) -> "Dataset":
+def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None) -> Dataset:
     from datasets import load_dataset
 
     try:
@@ -125,7 +125,7 @@ def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None)
         ) from None
 
 
-def load_problems(dataset_name: str, split: str, dataset_config: str | None = None, task: Task | None = None) -> "Dataset":
+def load_problems(dataset_name: str, split: str, dataset_config: str | None = None, task: Task | None = None) -> Dataset:
     """Load one split with the task's question and answer columns, from the hub, a local file or the generator."""
     from datasets import Dataset, Value
 
@@ -161,7 +161,7 @@ def load_problems(dataset_name: str, split: str, dataset_config: str | None = No
     return dataset
 
 
-def to_prompts(dataset: "Dataset", system_prompt: str | None, task: Task | None = None) -> "Dataset":
+def to_prompts(dataset: Dataset, system_prompt: str | None, task: Task | None = None) -> Dataset:
     """Map the task's rows to `prompt`, `answer` (gold), `solution` and `task`; drop golds the task cannot read."""
     task = task or get_task(None)
 
@@ -200,7 +200,7 @@ def dataset_task(dataset) -> str | None:
     return tasks[0] if len(tasks) else None
 
 
-def drop_long_prompts(dataset: "Dataset", tokenizer, max_prompt_tokens: int | None) -> "Dataset":
+def drop_long_prompts(dataset: Dataset, tokenizer, max_prompt_tokens: int | None) -> Dataset:
     """Drop prompts whose chat-formatted length exceeds the budget (TRL 1.16 never truncates them)."""
     if max_prompt_tokens is None:
         return dataset
@@ -225,16 +225,16 @@ def drop_long_prompts(dataset: "Dataset", tokenizer, max_prompt_tokens: int | No
     return kept
 
 
-def system_prompt_for(args: "RecipeArguments") -> str:
+def system_prompt_for(args: RecipeArguments) -> str:
     return args.system_prompt if args.system_prompt is not None else get_prompt_format(args.prompt_format).system_prompt
 
 
-def task_of(args: "RecipeArguments") -> Task:
+def task_of(args: RecipeArguments) -> Task:
     """The run's task: `task` in the YAML, else the one its dataset name implies."""
     return get_task(task_name_for(args.task, args.dataset_name))
 
 
-def load_prompt_dataset(args: "RecipeArguments", split: str, tokenizer=None, limit: int | None = None, seed: int = 0) -> "Dataset":
+def load_prompt_dataset(args: RecipeArguments, split: str, tokenizer=None, limit: int | None = None, seed: int = 0) -> Dataset:
     """The recipe's dataset for `split`: the task's prompts in the chosen format, gold answers, long prompts dropped."""
     task = task_of(args)
     dataset = load_problems(args.dataset_name, split, args.dataset_config, task)

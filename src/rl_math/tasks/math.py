@@ -42,7 +42,7 @@ def verified_parse(text: str):
         return None
     from math_verify import LatexExtractionConfig, parse
 
-    from rl_math.grader import _call_math_verify, _timeouts
+    from rl_math.rewards.grader import _call_math_verify, _timeouts
 
     parsed = _call_math_verify(
         parse, "\\boxed{" + text + "}", extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
@@ -57,7 +57,7 @@ def unboxed(solution: str) -> str:
     >>> unboxed(r"So $r = 3$ and the point is $\boxed{(3, \frac{\pi}{2})}.$")
     'So $r = 3$ and the point is $(3, \\frac{\\pi}{2}).$'
     """
-    from rl_math.grader import _BOX_OPEN, _matching_brace  # the grader's spelling of a box
+    from rl_math.rewards.grader import _BOX_OPEN, _matching_brace  # the grader's spelling of a box
 
     while (box := _BOX_OPEN.search(solution)) is not None:
         close = _matching_brace(solution, box.end() - 1)
@@ -71,7 +71,7 @@ class MathTask(Task):
     """Non-numeric golds, compared by math-verify (the fast path first, for numbers)."""
 
     def gold(self, value: object) -> str | None:
-        from rl_math.grader import gold_is_gradable
+        from rl_math.rewards.grader import gold_is_gradable
 
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
@@ -86,7 +86,7 @@ class MathTask(Task):
     def answers_equal(self, answer: str, gold: object) -> bool:
         from math_verify import verify
 
-        from rl_math.grader import _call_math_verify, _timeouts, answers_equal, gold_is_gradable
+        from rl_math.rewards.grader import _call_math_verify, _timeouts, answers_equal, gold_is_gradable
 
         gold_text = self.gold(gold)
         if gold_text is None or not isinstance(answer, str) or not answer.strip():
@@ -99,7 +99,7 @@ class MathTask(Task):
         return bool(_call_math_verify(verify, gold_parsed, answer_parsed, timeout_seconds=_timeouts()))
 
     def grade(self, completion: object, gold: object):
-        from rl_math.grader import grade_with
+        from rl_math.rewards.grader import grade_with
 
         gold_text = self.gold(gold)
         return grade_with(

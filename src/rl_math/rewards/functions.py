@@ -1,0 +1,844 @@
+r"""Reward functions for GRPO, their registry, and the YAML reward list → TRL arguments.
+
+A recipe lists its rewards by name, each with a weight and parameters::
+
+    rewards:
+      - {name: correctness, weight: 1.0}
+      - {name: think_format, weight: 0.2}
+      - {name: repetition_penalty, weight: 1.0, ngram_size: 5, max_penalty: -1.0}
+      - {name: my_pkg.my_rewards:length_bonus, weight: 0.1}   # any importable callable
+
+:func:`build_rewards` turns the list into GRPOTrainer's ``reward_funcs`` and ``reward_weights``;
+:func:`get_reward` gives one reward callable; :func:`validate_reward_specs` checks the list
+without building anything (the config layer calls it at parse time).
+
+Every reward follows TRL's calling convention: ``completions`` as strings or as conversational
+message lists, dataset columns and ``completion_ids``/``prompts`` as keyword arguments, always
+``**kwargs``, one float or None per completion. None of them raises, whatever it is given.
+
+Parameters of a built-in reward are its keyword-only arguments; :func:`get_reward` binds them
+with :func:`functools.partial` (picklable) and names the result after the reward: TRL logs a
+reward as ``func.__name__``, unwrapping partials to ``func.func.__name__``, and both are the
+registry name.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rl_math.config import nearest_key
+from rl_math.rewards.grader import MAX_TEXT_CHARS, assistant_message, completion_text, final_answers, grade, prompt_text
+from rl_math.tasks import get_task
+
+__all__ = [
+    "REWARDS",
+    "available_rewards",
+    "boxed_format",
+    "build_rewards",
+    "completion_text",
+    "correctness",
+    "gate_on_correct",
+    "get_reward",
+    "repetition_penalty",
+    "reward_call",
+    "reward_name",
+    "required_columns",
+    "termination",
+    "think_format",
+    "validate_reward_specs",
+]
+
+RewardFunc = Callable[..., list]
+
+# Keyword arguments GRPOTrainer passes to every reward itself: never dataset columns, never parameters.
+TRL_ARGUMENTS = frozenset(
+    {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+)
+# `negative_weight_ok: true` says a negative weight on correctness is meant (a control run), not a typo;
+# `gate: correct` makes a shaping reward count only on correct completions (see gate_on_correct)
+SPEC_KEYS = ("name", "weight", "negative_weight_ok", "gate")
+GATES = ("correct",)
+# A custom reward's calls are bounded: `{name: my_pkg.mod:fn, timeout: 60}` (seconds per batch).
+TIMEOUT_KEY = "timeout"
+DEFAULT_CUSTOM_REWARD_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class RegisteredReward:
+    """A built-in reward: the function, the dataset columns it reads, its parameter check."""
+
+    func: RewardFunc
+    required_columns: frozenset[str]
+    check_params: Callable[[dict], None] | None = None
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The reward's parameters: its keyword-only arguments."""
+        signature = inspect.signature(self.func)
+        return tuple(
+            name for name, parameter in signature.parameters.items() if parameter.kind is parameter.KEYWORD_ONLY
+        )
+
+
+REWARDS: dict[str, RegisteredReward] = {}
+
+
+def _register(*, required_columns: Iterable[str] = (), check_params: Callable[[dict], None] | None = None):
+    """Add the decorated function to the registry under its own name."""
+
+    def decorate(func: RewardFunc) -> RewardFunc:
+        columns = frozenset(required_columns)
+        func.required_columns = columns
+        REWARDS[func.__name__] = RegisteredReward(func, columns, check_params)
+        return func
+
+    return decorate
+
+
+def available_rewards() -> list[str]:
+    """The names of the built-in rewards."""
+    return sorted(REWARDS)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared plumbing: robust inputs, one-time warnings
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    """Warn the first time `key` comes up in this process, stay silent afterwards."""
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _as_list(values: object) -> list:
+    """A batch as a list: None is empty, a lone string/mapping is one item, junk is empty."""
+    if values is None:
+        return []
+    if isinstance(values, (str, bytes, Mapping)):
+        return [values]
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    try:
+        return list(values)
+    except Exception:  # noqa: BLE001 - not iterable: no items
+        return []
+
+
+def _texts(completions: object) -> list[str]:
+    return [completion_text(completion) for completion in _as_list(completions)]
+
+
+def _column(values: object, length: int, column: str, reward: str) -> list:
+    """A dataset column aligned to the completions: a scalar is broadcast, a short column padded with None."""
+    if values is None or isinstance(values, (str, bytes, int, float)):
+        return [values] * length
+    items = _as_list(values)
+    if len(items) != length:
+        _warn_once(
+            f"{reward}:{column}-length",
+            f"reward {reward!r}: column {column!r} has {len(items)} values for {length} completions; "
+            "missing values are scored None",
+        )
+    return (items + [None] * length)[:length]
+
+
+def _score_each(reward: str, items: Iterable, score: Callable[..., float | None]) -> list[float | None]:
+    """Apply `score` to each item; a failure scores None (and warns once) instead of raising."""
+    results: list[float | None] = []
+    for item in items:
+        try:
+            results.append(score(*item))
+        except Exception as error:  # noqa: BLE001 - a reward must never crash a training step
+            _warn_once(f"{reward}:error", f"reward {reward!r} failed on a completion and scored it None: {error!r}")
+            results.append(None)
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# The rewards
+
+
+@_register(required_columns={"answer"})
+def correctness(completions, answer=None, task=None, **kwargs) -> list[float | None]:
+    r"""1.0 if the completion's final answer equals the gold answer, else 0.0.
+
+    The gold answer is the dataset column `answer`: a bare value ("1080") or a full GSM8K
+    solution ending in `#### 1,080`. The final answer is the boxed answer in the answer region
+    (after `</think>`; the `<answer>` block in r1 format) and equality is mathematical: see
+    `rl_math.rewards.grader`. Several boxed answers must all equal the gold (a hedge scores 0.0).
+    A gold answer that cannot be read scores None (and warns once per process), never 1.0.
+    The optional `task` column names the task whose comparator decides (see `rl_math.tasks`;
+    without it, the grader's: GSM8K's).
+
+    >>> correctness([r"So 1080 in total: \boxed{1,080}", r"\boxed{1080} or \boxed{1081}"], answer=["#### 1080"] * 2)
+    [1.0, 0.0]
+    >>> correctness([[{"role": "assistant", "content": r"<think>9 * 2</think> \boxed{\$18.00}"}]], answer=["18"])
+    [1.0]
+    """
+    texts = _texts(completions)
+    if answer is None:
+        _warn_once("correctness:no-answer", "reward 'correctness' got no 'answer' column; every completion scored None")
+        return [None] * len(texts)
+    golds = _column(answer, len(texts), "answer", "correctness")
+    task_names = _column(task, len(texts), "task", "correctness")
+
+    def score(text: str, gold: object, task_name: str | None) -> float | None:
+        verdict = grade(text, gold) if task_name is None else get_task(task_name).grade(text, gold)
+        if not verdict.gold_parseable:
+            _warn_once(
+                "correctness:unparseable-gold",
+                f"reward 'correctness' cannot read the gold answer {str(gold)[:200]!r}; such completions score None "
+                "(this warning is shown once)",
+            )
+            return None
+        return 1.0 if verdict.correct else 0.0
+
+    return _score_each("correctness", zip(texts, golds, task_names), score)
+
+
+@_register()
+def boxed_format(completions, **kwargs) -> list[float]:
+    r"""1.0 when the answer region holds exactly one boxed answer, non-empty and balanced; else 0.0.
+
+    >>> boxed_format([r"so \boxed{18}.", r"\boxed{18} or \boxed{19}", r"\boxed{}", r"\boxed{18", "18"])
+    [1.0, 0.0, 0.0, 0.0, 0.0]
+    >>> boxed_format([r"<think>\boxed{18}</think> 18"])  # a box inside <think> is not an answer
+    [0.0]
+    >>> boxed_format([r"\boxed{answer here}"])  # the prompt's template copied back is not an answer
+    [0.0]
+    """
+
+    def score(text: str) -> float:
+        found = final_answers(text)
+        if found.n_boxed != 1 or found.single is None:
+            return 0.0
+        return 0.0 if _is_placeholder_answer(found.single) else 1.0
+
+    return _score_each("boxed_format", ((text,) for text in _texts(completions)), score)
+
+
+# What a box holds when the model copied the prompt's template instead of answering.
+_ANSWER_PLACEHOLDERS = frozenset({"answer", "ans", "final answer", "your answer", "the answer", "result", "number"})
+
+
+def _is_placeholder_answer(content: str) -> bool:
+    r"""A box with no answer in it: template wording (`answer here`) or no letter or digit at all.
+
+    >>> _is_placeholder_answer(r"\text{answer here}"), _is_placeholder_answer("..."), _is_placeholder_answer("18")
+    (True, True, False)
+    """
+    words = _normalized(content.replace("\\text", " "))
+    if not words:
+        return True
+    return words in _ANSWER_PLACEHOLDERS or not _PLACEHOLDER_PATTERN.sub(" ", words).strip()
+
+
+# Placeholder wording system prompts show for the think block; copying it back is not reasoning.
+THINK_PLACEHOLDERS = (
+    "reasoning process here",
+    "your reasoning process here",
+    "your reasoning here",
+    "reasoning here",
+    "reasoning goes here",
+    "thinking process here",
+    "your thinking process here",
+    "thought process here",
+    "your thought process here",
+    "your thoughts here",
+    "thoughts here",
+    "step by step reasoning here",
+    "think step by step here",
+    "your answer here",
+    "final answer here",
+    "answer here",
+)
+_PLACEHOLDER_PATTERN = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in THINK_PLACEHOLDERS) + r")\b")
+_WORDS = re.compile(r"[^\W_]+")
+_MAX_PROMPT_CHARS = 50_000
+
+
+def _normalized(text: str) -> str:
+    """Lower-case words joined by single spaces: punctuation, markup and spacing ignored."""
+    return " ".join(_WORDS.findall(text.lower()))
+
+
+@lru_cache(maxsize=1024)
+def _normalized_prompt(prompt: str) -> str:
+    return f" {_normalized(prompt[:_MAX_PROMPT_CHARS])} "
+
+
+def _is_reasoning(think: str, prompt: str, min_words: int) -> bool:
+    """Real reasoning: enough words once placeholders are removed, and not a copy of the prompt."""
+    words = _normalized(think)
+    if not words:
+        return False
+    if prompt and f" {words} " in _normalized_prompt(prompt):
+        return False
+    remaining = _PLACEHOLDER_PATTERN.sub(" ", words).split()
+    return len(remaining) >= max(min_words, 1)
+
+
+@_register(check_params=lambda params: _check_int(params, "min_words", minimum=0, reward="think_format"))
+def think_format(completions, prompts=None, *, min_words: int = 5, **kwargs) -> list[float]:
+    r"""1.0 when the completion opens with one `<think>` block of real reasoning, then the answer.
+
+    The completion must start (after whitespace) with exactly one `<think>…</think>` (any other
+    `<think>`/`</think>` tag scores 0.0) whose content has at least `min_words` words (default 5)
+    besides placeholder wording like "reasoning process here", and is not a copy of the prompt
+    (`prompts`, conversational or string: think content that appears verbatim in it, compared
+    case- and punctuation-insensitively). After `</think>` there must be exactly one final answer
+    (one non-empty boxed answer or `<answer>` block; an answer repeated over and over is not "the
+    answer"). Tags alone earn nothing.
+
+    >>> good = r"<think>Janet has 16 eggs, eats 3 and bakes 4, so she sells 9 for $2 each.</think> \boxed{18}"
+    >>> think_format([good, r"<think>reasoning process here</think> \boxed{18}", r"<think></think> \boxed{18}"])
+    [1.0, 0.0, 0.0]
+    >>> think_format([r"<think>16 - 3 - 4 = 9 and 9 * 2 = 18</think> no answer"])
+    [0.0]
+    >>> think_format([r"<think>16 - 3 - 4 = 9 and 9 * 2 = 18</think> \boxed{18} \boxed{18}"])
+    [0.0]
+    """
+    texts = _texts(completions)
+    prompt_column = [None] * len(texts) if prompts is None else _column(prompts, len(texts), "prompts", "think_format")
+
+    def score(text: str, prompt: object) -> float:
+        if len(text) > MAX_TEXT_CHARS or text.count("<think>") != 1 or text.count("</think>") != 1:
+            return 0.0
+        opened = text.lstrip()
+        if not opened.startswith("<think>"):
+            return 0.0
+        think = opened[len("<think>") :].split("</think>", 1)[0]
+        if not _is_reasoning(think, prompt_text(prompt), min_words):
+            return 0.0
+        return 1.0 if final_answers(text).single is not None else 0.0
+
+    return _score_each("think_format", zip(texts, prompt_column), score)
+
+
+MAX_REPETITION_WORDS = 10_000  # only the last this-many words of a completion are examined
+
+
+def _check_repetition_penalty(params: dict) -> None:
+    _check_int(params, "ngram_size", minimum=1, reward="repetition_penalty")
+    if "max_penalty" in params:
+        max_penalty = params["max_penalty"]
+        if not _is_number(max_penalty) or max_penalty > 0:
+            raise ValueError(
+                f"reward 'repetition_penalty': max_penalty must be a number <= 0, got {max_penalty!r}"
+            )
+
+
+@_register(check_params=_check_repetition_penalty)
+def repetition_penalty(completions, *, ngram_size: int = 3, max_penalty: float = -1.0, **kwargs) -> list[float]:
+    r"""A penalty in [max_penalty, 0] proportional to the share of repeated word n-grams.
+
+    penalty = (1 - unique n-grams / total n-grams) * max_penalty, over lower-cased
+    whitespace-separated words (the last 10 000 of them), like TRL's
+    `get_repetition_penalty_reward` but on words. `ngram_size` defaults to 3 (as in TRL);
+    a completion with fewer words than `ngram_size` scores 0.0.
+
+    >>> repetition_penalty(["the cat sat on the mat", "go go go go go", "too short"])
+    [0.0, -0.6666666666666667, 0.0]
+    >>> repetition_penalty(["a b a b a b"], ngram_size=2, max_penalty=-0.5)
+    [-0.3]
+    """
+
+    def score(text: str) -> float:
+        words = text[-MAX_REPETITION_WORDS * 20 :].lower().split()[-MAX_REPETITION_WORDS:]
+        if len(words) < ngram_size:
+            return 0.0
+        ngrams = list(zip(*(words[start:] for start in range(ngram_size))))
+        repeated_share = 1 - len(set(ngrams)) / len(ngrams)
+        return repeated_share * max_penalty if repeated_share else 0.0
+
+    return _score_each("repetition_penalty", ((text,) for text in _texts(completions)), score)
+
+
+def _check_termination(params: dict) -> None:
+    eos = params.get("eos_token_ids")
+    if eos is not None and not (_is_int(eos) or (isinstance(eos, (list, tuple)) and all(map(_is_int, eos)))):
+        raise ValueError(f"reward 'termination': eos_token_ids must be an int or a list of ints, got {eos!r}")
+    if params.get("max_completion_length") is not None:
+        _check_int(params, "max_completion_length", minimum=1, reward="termination")
+    for name in ("terminated_reward", "truncated_penalty"):
+        if name in params and not _is_number(params[name]):
+            raise ValueError(f"reward 'termination': {name} must be a number, got {params[name]!r}")
+
+
+@_register(check_params=_check_termination)
+def termination(
+    completions,
+    completion_ids=None,
+    *,
+    eos_token_ids: int | list[int] | None = None,
+    max_completion_length: int | None = None,
+    terminated_reward: float = 1.0,
+    truncated_penalty: float = -1.0,
+    **kwargs,
+) -> list[float | None]:
+    r"""Reward completions that ended with an EOS token, penalise those cut off at the length limit.
+
+    `terminated_reward` (1.0) if the last of `completion_ids` is one of `eos_token_ids` (TRL cuts
+    completions after their first EOS); `truncated_penalty` (-1.0) if there is no EOS and the
+    completion is at least `max_completion_length` long; 0.0 otherwise. `eos_token_ids` and
+    `max_completion_length` come from the tokenizer and the trainer config through
+    `build_rewards(..., context=...)` unless the YAML sets them. Without `completion_ids` or
+    EOS ids, every completion scores None (with a warning, once).
+
+    >>> ids = [[5, 2], [5, 5, 5], [5]]  # ended with EOS 2, cut at the limit of 3, stopped early
+    >>> termination(["a", "b", "c"], completion_ids=ids, eos_token_ids=[2], max_completion_length=3)
+    [1.0, -1.0, 0.0]
+    """
+    count = len(_as_list(completions))
+    eos_ids = {eos_token_ids} if _is_int(eos_token_ids) else set(eos_token_ids or ())
+    if completion_ids is None or not eos_ids:
+        _warn_once(
+            "termination:missing",
+            "reward 'termination' needs completion_ids and eos_token_ids (bind them with "
+            "build_rewards(..., context={'eos_token_ids': ...})); every completion scored None",
+        )
+        return [None] * count
+    if max_completion_length is None:
+        _warn_once(
+            "termination:no-max-length",
+            "reward 'termination' has no max_completion_length: completions without EOS score 0.0",
+        )
+
+    def score(ids: object) -> float | None:
+        if ids is None:
+            return None
+        if len(ids) and int(ids[-1]) in eos_ids:
+            return float(terminated_reward)
+        if max_completion_length is not None and len(ids) >= max_completion_length:
+            return float(truncated_penalty)
+        return 0.0
+
+    ids_column = _column(completion_ids, count, "completion_ids", "termination")
+    return _score_each("termination", ((ids,) for ids in ids_column), score)
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter checks
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(params: dict, name: str, minimum: int, reward: str | None = None) -> None:
+    if name in params and not (_is_int(params[name]) and params[name] >= minimum):
+        owner = f"reward {reward!r}: " if reward else ""
+        raise ValueError(f"{owner}{name} must be an integer >= {minimum}, got {params[name]!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Registry: names and import paths → callables
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """' Did you mean 'x'?' for the nearest candidate, or '' when none is close."""
+    nearest = nearest_key(word, candidates)
+    return f" Did you mean {nearest!r}?" if nearest else ""
+
+
+def _import_reward(path: str) -> tuple[RewardFunc, str]:
+    """`pkg.module:function` or `pkg.module.function` → (the callable, its display name)."""
+    if ":" in path:
+        module_name, _, attribute_path = path.partition(":")
+    else:
+        module_name, _, attribute_path = path.rpartition(".")
+    if not module_name or not attribute_path:
+        raise ValueError(f"reward {path!r}: an import path must look like 'package.module:function'")
+    try:
+        target = importlib.import_module(module_name)
+    except Exception as error:  # noqa: BLE001 - any failure while importing user code
+        raise ValueError(
+            f"reward {path!r}: cannot import module {module_name!r}: {type(error).__name__}: {error}"
+        ) from error
+    for attribute in attribute_path.split("."):
+        if not hasattr(target, attribute):
+            raise ValueError(f"reward {path!r}: module {module_name!r} has no attribute {attribute_path!r}")
+        target = getattr(target, attribute)
+    if not callable(target):
+        raise ValueError(f"reward {path!r}: {attribute_path!r} is not callable (got {type(target).__name__})")
+    return target, attribute_path.rsplit(".", 1)[-1]
+
+
+def _custom_parameters(func: Callable) -> tuple[str, ...] | None:
+    """Named arguments of a custom reward that are not TRL's own; None if it has no signature."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    return tuple(
+        name
+        for name, parameter in signature.parameters.items()
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) and name not in TRL_ARGUMENTS
+    )
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    func: RewardFunc
+    display_name: str
+    parameters: tuple[str, ...] | None  # None: cannot be checked
+    check_params: Callable[[dict], None] | None
+
+
+def _resolve(name: object) -> _Resolved:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a reward name must be a non-empty string, got {name!r}")
+    name = name.strip()
+    if name in REWARDS:
+        entry = REWARDS[name]
+        return _Resolved(entry.func, name, entry.parameters, entry.check_params)
+    if ":" in name or "." in name:
+        func, display_name = _import_reward(name)
+        return _Resolved(func, display_name, _custom_parameters(func), None)
+    raise ValueError(
+        f"unknown reward {name!r}.{_did_you_mean(name, REWARDS)} Known rewards: {', '.join(available_rewards())} "
+        "(or an import path such as 'my_pkg.my_rewards:my_reward')."
+    )
+
+
+def _check_parameter_names(reward: str, resolved: _Resolved, params: Mapping) -> None:
+    for key in params:
+        if not isinstance(key, str):
+            raise ValueError(f"reward {reward!r}: parameter names must be strings, got {key!r}")
+    if resolved.parameters is None:
+        return
+    for key in params:
+        if key in resolved.parameters:
+            continue
+        if not resolved.parameters:
+            raise ValueError(f"reward {reward!r} has no parameter {key!r}: it takes no parameters.")
+        raise ValueError(
+            f"reward {reward!r} has no parameter {key!r}.{_did_you_mean(key, resolved.parameters)} "
+            f"Valid parameters: {', '.join(resolved.parameters)}."
+        )
+
+
+def get_reward(name: str, **params) -> RewardFunc:
+    r"""The reward called `name` (a registry name or an import path), with `params` bound.
+
+    Raises ValueError for an unknown name (with the nearest known one), an unknown or invalid
+    parameter, or an import path that does not import. The result's `__name__` is the registry
+    name (for an import path, the function's name), which is what TRL logs.
+
+    >>> penalty = get_reward("repetition_penalty", ngram_size=2)
+    >>> penalty.__name__, penalty(["go go go"])
+    ('repetition_penalty', [-0.5])
+    """
+    resolved = _resolve(name)
+    custom = name.strip() not in REWARDS
+    timeout = params.pop(TIMEOUT_KEY, DEFAULT_CUSTOM_REWARD_TIMEOUT_S) if custom else DEFAULT_CUSTOM_REWARD_TIMEOUT_S
+    if not _is_number(timeout) or timeout <= 0:
+        raise ValueError(f"reward {name!r}: {TIMEOUT_KEY} must be a positive number of seconds, got {timeout!r}")
+    _check_parameter_names(name, resolved, params)
+    if resolved.check_params is not None:
+        resolved.check_params(params)
+    func = resolved.func
+    if params:
+        func = functools.partial(resolved.func, **params)
+        func.__name__ = func.__qualname__ = resolved.display_name
+        func.__doc__ = getattr(resolved.func, "__doc__", None)
+        func.__module__ = getattr(resolved.func, "__module__", __name__)
+    if not custom:
+        return func
+    from trl.trainer.utils import is_async_callable
+
+    if is_async_callable(resolved.func):
+        return func  # TRL awaits async rewards itself
+    return CheckedReward(func, resolved.display_name, float(timeout))
+
+
+def _thread_state() -> Callable[[], None]:
+    """What a worker thread must share with the caller for torch code to behave alike: grad mode and
+    the current CUDA device are per thread (a reward model on rank 3 would otherwise run on cuda:0)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return lambda: None
+    grad_enabled = torch.is_grad_enabled()
+    device = torch.cuda.current_device() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+
+    def inherit() -> None:
+        torch.set_grad_enabled(grad_enabled)
+        if device is not None:
+            torch.cuda.set_device(device)
+
+    return inherit
+
+
+class CheckedReward:
+    """A custom reward, called as TRL calls it, whose every failure is an error that names it.
+
+    Built-in rewards never raise or hang; code from an import path may: it is run with a time limit
+    per batch (a hung reward would otherwise hang every rank forever) and its result is checked,
+    one float or None per completion, finite (a NaN would silently zero the advantage and the loss).
+    """
+
+    def __init__(self, func: RewardFunc, name: str, timeout_s: float) -> None:
+        self.func = func
+        self.__name__ = self.__qualname__ = name
+        self.__doc__ = getattr(func, "__doc__", None)
+        self.timeout_s = timeout_s
+
+    def __call__(self, *args, **kwargs) -> list:
+        import threading
+
+        outcome: dict[str, object] = {}
+        inherit = _thread_state()
+
+        def call() -> None:
+            try:
+                inherit()
+                outcome["result"] = self.func(*args, **kwargs)
+            except BaseException as error:  # noqa: BLE001 - re-raised below, named after the reward
+                outcome["error"] = error
+
+        # a daemon thread: a reward that never returns cannot keep the process alive after the error
+        worker = threading.Thread(target=call, name=f"reward {self.__name__}", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        if worker.is_alive():
+            raise TimeoutError(
+                f"reward {self.__name__!r} did not return within {self.timeout_s:g} s for a batch; fix it, or "
+                f"raise its limit with {{name: ..., {TIMEOUT_KEY}: SECONDS}} in rewards"
+            )
+        if "error" in outcome:
+            error = outcome["error"]
+            raise RuntimeError(f"reward {self.__name__!r} raised {type(error).__name__}: {error}") from error  # type: ignore[misc]
+        return self._checked(outcome["result"], len(_as_list(kwargs.get("completions", args[0] if args else []))))
+
+    def _checked(self, result: object, expected: int) -> list:
+        if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):
+            raise TypeError(
+                f"reward {self.__name__!r} returned {type(result).__name__} {str(result)[:80]!r}; a reward returns "
+                "a list with one float (or None) per completion"
+            )
+        values = list(result)
+        if len(values) != expected:
+            raise ValueError(f"reward {self.__name__!r} returned {len(values)} values for {expected} completions")
+        for index, value in enumerate(values):
+            if value is None:
+                continue
+            if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):  # numpy/torch scalars too
+                raise TypeError(
+                    f"reward {self.__name__!r} returned {value!r} ({type(value).__name__}) for completion {index}; "
+                    "a reward returns a float, or None where it does not apply"
+                )
+            if not math.isfinite(float(value)):
+                raise ValueError(
+                    f"reward {self.__name__!r} returned {value} for completion {index}; return a finite float, "
+                    "or None for a completion it cannot score"
+                )
+        return values
+
+
+def required_columns(reward_func: Callable) -> set[str]:
+    """The dataset columns a reward reads, so a recipe can check its dataset before training.
+
+    A built-in reward declares them (`correctness` needs `answer`); for a custom reward they are
+    its named arguments without a default, other than TRL's own (`prompts`, `completions`, ...),
+    or its `required_columns` attribute if it has one.
+
+    >>> required_columns(get_reward("correctness")), required_columns(get_reward("think_format"))
+    ({'answer'}, set())
+    """
+    bound: set[str] = set()
+    func = reward_func.func if isinstance(reward_func, CheckedReward) else reward_func
+    while isinstance(func, functools.partial):
+        bound.update(func.keywords)
+        func = func.func
+    declared = getattr(func, "required_columns", None)
+    if declared is not None:
+        return set(declared)
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return set()
+    return {
+        name
+        for name, parameter in signature.parameters.items()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        and parameter.default is parameter.empty
+        and name not in TRL_ARGUMENTS
+        and name not in bound
+    }
+
+
+
+def reward_call(
+    prompts: Sequence,
+    completions: Sequence[str],
+    golds: Sequence,
+    completion_ids: Sequence | None = None,
+    tasks: Sequence | None = None,
+) -> dict[str, list]:
+    """The keyword arguments GRPOTrainer gives a reward, for completions rl-math generated itself.
+
+    One entry per completion: the prompt, the completion as a conversational assistant message,
+    its token ids (cut after the stop token, as TRL passes them; left out when not known), the
+    ``answer`` column and the ``task`` column (whose comparator grades; left out when not known).
+
+    >>> call = reward_call(["What is 2+2?"], [r"\\boxed{4}"], ["4"], completion_ids=[[7, 2]])
+    >>> call["completions"], call["answer"], call["completion_ids"]
+    ([[{'role': 'assistant', 'content': '\\\\boxed{4}'}]], ['4'], [[7, 2]])
+    >>> get_reward("correctness")(**call)
+    [1.0]
+    """
+    call = {
+        "prompts": list(prompts),
+        "completions": [assistant_message(text) for text in completions],
+        "answer": list(golds),
+    }
+    if completion_ids is not None:
+        call["completion_ids"] = [list(ids) for ids in completion_ids]
+    if tasks is not None:
+        call["task"] = list(tasks)
+    return call
+
+# --------------------------------------------------------------------------------------------
+# The YAML list
+
+
+def validate_reward_specs(specs: object) -> list[dict]:
+    """Check a YAML reward list and return it normalised to `[{name, weight, **params}, ...]`.
+
+    A bare string is `{name: s, weight: 1.0}`; a missing weight is 1.0. Raises ValueError for a
+    list that is not a list or is empty, a spec that is not a mapping with `name`, a weight that
+    is not a number, an unknown reward or parameter, an invalid parameter value, an import path
+    that does not import, or a reward listed twice (TRL logs rewards by name). Loads no model.
+
+    >>> validate_reward_specs(["correctness", {"name": "repetition_penalty", "weight": 0.5, "ngram_size": 5}])
+    [{'name': 'correctness', 'weight': 1.0}, {'name': 'repetition_penalty', 'weight': 0.5, 'ngram_size': 5}]
+    """
+    if isinstance(specs, (str, Mapping)) or not isinstance(specs, (list, tuple)):
+        raise ValueError(
+            f"expected a list of rewards like [{{name: correctness, weight: 1.0}}], got {type(specs).__name__}"
+        )
+    if not specs:
+        raise ValueError("the reward list is empty: list at least one reward, e.g. [{name: correctness, weight: 1.0}]")
+    normalised: list[dict] = []
+    for index, spec in enumerate(specs):
+        if isinstance(spec, str):
+            spec = {"name": spec}
+        if not isinstance(spec, Mapping):
+            raise ValueError(
+                f"rewards[{index}]: expected a mapping with a 'name' (or a name string), got {spec!r}"
+            )
+        if "name" not in spec:
+            raise ValueError(f"rewards[{index}]: missing 'name' in {dict(spec)!r}")
+        name = spec["name"]
+        weight = spec.get("weight", 1.0)
+        if not _is_number(weight):
+            raise ValueError(f"rewards[{index}] ({name!r}): weight must be a number, got {weight!r}")
+        params = {key: value for key, value in spec.items() if key not in SPEC_KEYS}
+        try:
+            get_reward(name, **params)
+        except ValueError as error:
+            raise ValueError(f"rewards[{index}]: {error}") from None
+        if not isinstance(spec.get("negative_weight_ok", False), bool):
+            raise ValueError(f"rewards[{index}] ({name!r}): negative_weight_ok must be true or false")
+        extra = {"negative_weight_ok": True} if spec.get("negative_weight_ok") else {}
+        if "gate" in spec:
+            if spec["gate"] not in GATES:
+                raise ValueError(f"rewards[{index}] ({name!r}): gate must be one of {', '.join(GATES)}, got {spec['gate']!r}")
+            if str(name).strip() == "correctness":
+                raise ValueError(f"rewards[{index}]: correctness is what gates the others; it takes no gate")
+            extra["gate"] = spec["gate"]
+        normalised.append({"name": name.strip(), "weight": float(weight), **extra, **params})
+    names = [spec["name"] for spec in normalised]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"reward(s) listed more than once: {', '.join(duplicates)} "
+            "(TRL logs rewards by name, so they would collide)"
+        )
+    return normalised
+
+
+def _context_parameters(name: str) -> tuple[str, ...]:
+    """Parameters a context value may fill: a built-in's keyword-only arguments, a custom one's named ones."""
+    return _resolve(name).parameters or ()
+
+
+def build_rewards(specs: object, context: Mapping | None = None) -> tuple[list[RewardFunc], list[float]]:
+    """The YAML reward list → GRPOTrainer's `reward_funcs` and `reward_weights`.
+
+    `context` holds values known only once the run is set up, e.g.
+    `{"eos_token_ids": tokenizer-derived ids, "max_completion_length": 512}`; each value is bound
+    into the rewards whose signature accepts it, unless the YAML set it (or it is None).
+
+    >>> funcs, weights = build_rewards(
+    ...     [{"name": "correctness"}, {"name": "termination", "weight": 0.5}],
+    ...     context={"eos_token_ids": [2], "max_completion_length": 256},
+    ... )
+    >>> [func.__name__ for func in funcs], weights, funcs[1].keywords
+    (['correctness', 'termination'], [1.0, 0.5], {'eos_token_ids': [2], 'max_completion_length': 256})
+    """
+    reward_funcs: list[RewardFunc] = []
+    reward_weights: list[float] = []
+    for spec in validate_reward_specs(specs):
+        params = {key: value for key, value in spec.items() if key not in SPEC_KEYS}
+        accepted = _context_parameters(spec["name"])
+        for key, value in (context or {}).items():
+            if key in accepted and key not in params and value is not None:
+                params[key] = value
+        func = get_reward(spec["name"], **params)
+        reward_funcs.append(gate_on_correct(func) if spec.get("gate") == "correct" else func)
+        reward_weights.append(spec["weight"])
+    return reward_funcs, reward_weights
+
+
+def gate_on_correct(func: RewardFunc) -> RewardFunc:
+    r"""`func`, counted only on completions that `correctness` scores 1.0 (0.0 elsewhere).
+
+    GRPO normalises rewards per group: in a group whose answers are all wrong, correctness is
+    constant and any shaping difference becomes a full-size advantage, so the model learns format
+    instead of answers. Gated, a shaping reward gives no signal there, while on correct answers it
+    still ranks them (a correct answer cut off at the token limit is still charged by
+    `termination`, so correct-but-endless completions do not win).
+
+    >>> gated = gate_on_correct(get_reward("boxed_format"))
+    >>> gated.__name__, gated(completions=["\\boxed{4}", "\\boxed{5}", "4"], answer=["4", "4", "4"])
+    ('boxed_format', [1.0, 0.0, 0.0])
+    """
+    @functools.wraps(func)
+    def gated(*args, **kwargs):
+        values = func(*args, **kwargs)
+        correct = correctness(*args, **{k: v for k, v in kwargs.items() if k in ("completions", "answer", "task")})
+        return [value if is_right == 1.0 else 0.0 for value, is_right in zip(values, correct)]
+
+    gated.__name__ = reward_name(func)
+    return gated
+
+
+def reward_name(func: object) -> str:
+    """The name TRL logs a reward under (`rewards/<name>/mean`): partials unwrapped, classes by their class name.
+
+    >>> reward_name(get_reward("termination", eos_token_ids=[2]))
+    'termination'
+    """
+    import functools
+
+    while isinstance(func, functools.partial):
+        func = func.func
+    return getattr(func, "__name__", None) or type(func).__name__
