@@ -67,7 +67,10 @@ def test_correctness_grades_with_the_task_column():
     assert get_reward("correctness")(completions=completions, answer=golds, task=["math"] * 2) == [1.0, 0.0]
 
 
-def test_correctness_without_a_task_column_grades_as_gsm8k():
+def test_correctness_without_a_task_column_grades_as_gsm8k(monkeypatch):
+    from rl_math.rewards import functions
+
+    monkeypatch.setattr(functions, "_warned", set())  # the warning is shown once per process
     with pytest.warns(RuntimeWarning, match="cannot read the gold answer"):
         assert get_reward("correctness")(completions=[r"\boxed{(C)}"], answer=[r"\text{(C)}"]) == [None]
 

@@ -135,7 +135,7 @@ def test_two_processes_refill_together_when_only_one_is_short(tmp_path):
     # (a collective generation) or the run hangs; both then log the same numbers
     probe = tmp_path / "probe"
     _ok(run_probe("grpo", _config(tmp_path, "constant_first_on_rank0", max_steps=2, per_device_train_batch_size=4),
-                  launcher=accelerate_launch(2, port=29631), env=offline_env(PROBE_DIR=str(probe)), timeout=300))
+                  launcher=accelerate_launch(2, port=29641), env=offline_env(PROBE_DIR=str(probe)), timeout=300))
     ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert ranks[0]["checksum"] == ranks[1]["checksum"]  # one data-parallel model, not two copies

@@ -255,6 +255,7 @@ def _draw_run(axes: dict[str, Any], run: RunLog, index: int, many: bool) -> None
     line("zero_std", "frac_reward_zero_std", "frac_reward_zero_std (TRL)", 0)
     line("zero_std", "groups/no_signal", "groups/no_signal", 1)
     line("zero_std", "groups/shape_only", "groups/shape_only (format-only signal)", 2)
+    line("zero_std", "dynamic_sampling/dropped_groups", "dropped by dynamic sampling", 3)
     line("entropy_kl", "entropy", "entropy", 0)
     line("loss", "loss", "loss", 0)
     line("grad_norm", "grad_norm", "grad_norm", 0)

@@ -151,8 +151,9 @@ def merge_rows(batches: Sequence[dict[str, Any]], rows: Sequence[tuple[int, int]
     return merged
 
 
-class DynamicSamplingGRPOTrainer(GRPOTrainer):
-    """GRPOTrainer whose training batches hold only groups with reward variance, while enough can be generated."""
+class DynamicSamplingMixin:
+    """Makes a GRPOTrainer (sub)class keep only groups with reward variance in its training batches, while
+    enough can be generated; put it before the trainer class in the bases."""
 
     def __init__(self, *args, dynamic_sampling_max_rounds: int = 3, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -211,11 +212,22 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         return batch
 
 
-def grpo_trainer_class(args: DynamicSamplingArguments) -> Callable[..., GRPOTrainer]:
-    """TRL's GRPOTrainer, or with ``dynamic_sampling`` on, :class:`DynamicSamplingGRPOTrainer` with its settings."""
+class DynamicSamplingGRPOTrainer(DynamicSamplingMixin, GRPOTrainer):
+    """TRL's GRPOTrainer with dynamic sampling."""
+
+
+def grpo_trainer_class(args: DynamicSamplingArguments, base: type = GRPOTrainer) -> Callable[..., GRPOTrainer]:
+    """`base` (TRL's GRPOTrainer or a subclass of it), with dynamic sampling and its settings when ``dynamic_sampling`` is on.
+
+    >>> grpo_trainer_class(DynamicSamplingArguments()) is GRPOTrainer
+    True
+    >>> grpo_trainer_class(DynamicSamplingArguments(dynamic_sampling=True)).func.__mro__[1].__name__
+    'DynamicSamplingMixin'
+    """
     if not args.dynamic_sampling:
-        return GRPOTrainer
-    return functools.partial(DynamicSamplingGRPOTrainer, dynamic_sampling_max_rounds=args.dynamic_sampling_max_rounds)
+        return base
+    trainer = base if issubclass(base, DynamicSamplingMixin) else type(base.__name__, (DynamicSamplingMixin, base), {})
+    return functools.partial(trainer, dynamic_sampling_max_rounds=args.dynamic_sampling_max_rounds)
 
 
 def check_dynamic_sampling(values: dict[str, Any], explicit: set[str], world_size: int | None = None) -> None:
