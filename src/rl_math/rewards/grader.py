@@ -198,7 +198,7 @@ class FinalAnswers:
         return None
 
 
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BRACE_TOKEN = re.compile(r"\\\\|\\[{}]|[{}]")
 
 
@@ -224,13 +224,13 @@ def boxed_contents(text: str) -> list[str | None]:
     >>> boxed_contents(r"so \boxed{\frac{1}{2}} or \boxed {3} or \boxed{\boxed{4}} and \boxed{5")
     ['\\frac{1}{2}', '3', '\\boxed{4}', None]
     """
-    first = _BOX_OPEN.search(text)
+    first = BOX_OPEN.search(text)
     if first is None:
         return []
     closing = _closing_braces(text, first.start())
     contents: list[str | None] = []
     covered_until = -1  # end of the last top-level box: boxes before it are nested in it
-    for box in _BOX_OPEN.finditer(text, first.start()):
+    for box in BOX_OPEN.finditer(text, first.start()):
         if box.start() < covered_until:
             continue
         open_brace = box.end() - 1
@@ -343,7 +343,7 @@ _FRAC = re.compile(r"\\frac(?![A-Za-z])")
 _SCIENTIFIC = re.compile(r"(?<![\d.])(\d+(?:\.\d*)?|\.\d+)[eE]([-+]?\d{1,3})(?![\d.])")
 
 
-def _matching_brace(text: str, open_brace: int) -> int | None:
+def matching_brace(text: str, open_brace: int) -> int | None:
     """Index of the `}` closing the `{` at `open_brace` (short strings only), or None."""
     depth = 0
     for index in range(open_brace, len(text)):
@@ -363,7 +363,7 @@ def _unwrap_wrappers(text: str) -> str | None:
         wrapper = _WRAPPER.search(text)
         if wrapper is None:
             return text
-        close = _matching_brace(text, wrapper.end() - 1)
+        close = matching_brace(text, wrapper.end() - 1)
         if close is None:
             return None
         text = text[: wrapper.start()] + text[wrapper.end() : close] + text[close + 1 :]
@@ -377,7 +377,7 @@ def _latex_argument(text: str, position: int) -> tuple[str, int] | None:
     if position >= len(text):
         return None
     if text[position] == "{":
-        close = _matching_brace(text, position)
+        close = matching_brace(text, position)
         return None if close is None else (text[position + 1 : close], close + 1)
     if text[position] == "\\":
         command = re.match(r"\\[A-Za-z]+", text[position:])
@@ -673,12 +673,12 @@ def _fallback_allowed(answer: str) -> bool:
     return len(variables) <= 1 and ("sqrt" in commands or "pi" in commands or bool(variables))
 
 
-def _timeouts() -> int | None:
+def math_verify_timeout() -> int | None:
     """math-verify's timeouts use SIGALRM, which only works on the main thread."""
     return 1 if threading.current_thread() is threading.main_thread() else None
 
 
-def _call_math_verify(function, *args, **kwargs):
+def call_math_verify(function, *args, **kwargs):
     """Call math-verify, turning every failure (its TimeoutException is a BaseException) into None."""
     try:
         return function(*args, **kwargs)
@@ -699,11 +699,11 @@ def _symbolic_parse(answer: str):
         from math_verify import LatexExtractionConfig, parse
     except ImportError:
         return None
-    timeout = _timeouts()
+    timeout = math_verify_timeout()
     if timeout is None:
         for name in ("math_verify.parser", "math_verify.grader"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    parsed = _call_math_verify(
+    parsed = call_math_verify(
         parse,
         "\\boxed{" + answer + "}",
         extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
@@ -746,7 +746,7 @@ def _symbolic_equal(gold: Fraction | str, answer: Fraction | str) -> bool:
         return False
     from math_verify import verify
 
-    return bool(_call_math_verify(verify, gold_parsed, answer_parsed, timeout_seconds=_timeouts()))
+    return bool(call_math_verify(verify, gold_parsed, answer_parsed, timeout_seconds=math_verify_timeout()))
 
 
 # --------------------------------------------------------------------------------------------

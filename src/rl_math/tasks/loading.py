@@ -50,7 +50,7 @@ def arithmetic_options(dataset_name: str):
     return reserved_name_options(dataset_name, ARITHMETIC_DATASET, ArithmeticOptions)
 
 
-def _local_file(dataset_name: str, split: str) -> Path | None:
+def local_file(dataset_name: str, split: str) -> Path | None:
     split_path = Path(split)
     if split_path.suffix in _LOCAL_SUFFIXES and split_path.is_file():
         return split_path
@@ -137,7 +137,7 @@ def load_problems(dataset_name: str, split: str, dataset_config: str | None = No
         from rl_math.tasks.arithmetic import arithmetic_split
 
         dataset = Dataset.from_list(arithmetic_split(split, options))
-    elif (local := _local_file(dataset_name, split)) is not None:
+    elif (local := local_file(dataset_name, split)) is not None:
         dataset = read_local_file(local)
     else:
         dataset = _load_hub_dataset(dataset_name, split, dataset_config)

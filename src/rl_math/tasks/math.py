@@ -42,11 +42,11 @@ def verified_parse(text: str):
         return None
     from math_verify import LatexExtractionConfig, parse
 
-    from rl_math.rewards.grader import _call_math_verify, _timeouts
+    from rl_math.rewards.grader import call_math_verify, math_verify_timeout
 
-    parsed = _call_math_verify(
+    parsed = call_math_verify(
         parse, "\\boxed{" + text + "}", extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
-        parsing_timeout=_timeouts(),
+        parsing_timeout=math_verify_timeout(),
     )
     return parsed if parsed and not isinstance(parsed[0], str) else None
 
@@ -57,10 +57,10 @@ def unboxed(solution: str) -> str:
     >>> unboxed(r"So $r = 3$ and the point is $\boxed{(3, \frac{\pi}{2})}.$")
     'So $r = 3$ and the point is $(3, \\frac{\\pi}{2}).$'
     """
-    from rl_math.rewards.grader import _BOX_OPEN, _matching_brace  # the grader's spelling of a box
+    from rl_math.rewards.grader import BOX_OPEN, matching_brace  # the grader's spelling of a box
 
-    while (box := _BOX_OPEN.search(solution)) is not None:
-        close = _matching_brace(solution, box.end() - 1)
+    while (box := BOX_OPEN.search(solution)) is not None:
+        close = matching_brace(solution, box.end() - 1)
         if close is None:
             return solution
         solution = solution[: box.start()] + solution[box.end() : close] + solution[close + 1 :]
@@ -86,7 +86,7 @@ class MathTask(Task):
     def answers_equal(self, answer: str, gold: object) -> bool:
         from math_verify import verify
 
-        from rl_math.rewards.grader import _call_math_verify, _timeouts, answers_equal, gold_is_gradable
+        from rl_math.rewards.grader import answers_equal, call_math_verify, gold_is_gradable, math_verify_timeout
 
         gold_text = self.gold(gold)
         if gold_text is None or not isinstance(answer, str) or not answer.strip():
@@ -96,7 +96,7 @@ class MathTask(Task):
         answer_parsed, gold_parsed = verified_parse(answer), verified_parse(gold_text)
         if answer_parsed is None or gold_parsed is None:
             return False
-        return bool(_call_math_verify(verify, gold_parsed, answer_parsed, timeout_seconds=_timeouts()))
+        return bool(call_math_verify(verify, gold_parsed, answer_parsed, timeout_seconds=math_verify_timeout()))
 
     def grade(self, completion: object, gold: object):
         from rl_math.rewards.grader import grade_with

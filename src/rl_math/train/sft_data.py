@@ -40,7 +40,7 @@ from rl_math.config import ConfigError
 from rl_math.rewards.grader import assistant_message
 from rl_math.tasks import get_task
 from rl_math.tasks.formats import get_prompt_format
-from rl_math.tasks.loading import _local_file, load_prompt_dataset, read_local_file
+from rl_math.tasks.loading import load_prompt_dataset, local_file, read_local_file
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -129,7 +129,7 @@ def samples_to_sft(samples: Iterable[Mapping[str, Any]]) -> Dataset:
 
 def passthrough_file(dataset_name: str, split: str) -> str | None:
     """The local file to pass through unchanged, if `dataset_name`/`split` names one with prompt/completion."""
-    path = _local_file(dataset_name, split)
+    path = local_file(dataset_name, split)
     if path is None:
         return None
     columns = read_local_file(path).column_names
