@@ -414,28 +414,19 @@ def evaluate_model(
     `settings` is a :class:`rl_math.train.generation.SamplingSettings`. The model is unloaded before
     returning (its GPU memory freed), so models can be evaluated one after another.
     """
-    from rl_math.tasks.loading import dataset_task
-    from rl_math.train.generation import load_generation_tokenizer, load_generator, render_prompts, stop_token_ids
+    from rl_math.train.generation import sample_dataset
 
     name = name or model_path
-    tokenizer = load_generation_tokenizer(model_path, trust_remote_code)
-    stops = stop_token_ids(tokenizer, model_path)
-    prompts = list(dataset["prompt"])
-    golds = list(dataset["answer"])
-    task = dataset_task(dataset)
-    generator = load_generator(
-        model_path, tokenizer, use_vllm=use_vllm, dtype=dtype, attn_implementation=attn_implementation,
-        trust_remote_code=trust_remote_code, batch_size=batch_size, seed=settings.seed,
+    sampled = sample_dataset(
+        model_path, dataset, settings, desc=desc or name, trust_remote_code=trust_remote_code, use_vllm=use_vllm,
+        dtype=dtype, attn_implementation=attn_implementation, batch_size=batch_size,
         **{f"vllm_{key}": value for key, value in (vllm_options or {}).items()},
     )
-    try:
-        generations = generator.generate(render_prompts(tokenizer, prompts), settings, stops, desc=desc or name)
-    finally:
-        generator.close()
+    prompts, golds, generations, task = sampled.prompts, sampled.golds, sampled.generations, sampled.task
     results = score_generations(prompts, golds, generations, prompt_format=prompt_format, reward_specs=reward_specs,
-                                stop_ids=stops, max_new_tokens=settings.max_new_tokens, task=task)
+                                stop_ids=sampled.stop_ids, max_new_tokens=settings.max_new_tokens, task=task)
     metrics = summarize(results, golds, settings.num_samples, task)
-    metrics["backend"] = generator.backend
+    metrics["backend"] = sampled.backend
     records = completion_records(name, results, prompts, generations.texts, golds)
     return ModelEvaluation(name, model_path, metrics, results, records)
 

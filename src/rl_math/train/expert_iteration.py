@@ -404,28 +404,17 @@ def round_questions(questions, ei_args: ExpertIterationArguments, seed: int, rou
 
 def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int) -> list[dict]:
     """k completions per question from `model_path`, one row each (prompt-major)."""
-    from rl_math.tasks.loading import dataset_task
-    from rl_math.train.generation import load_generation_tokenizer, load_generator, render_prompts, stop_token_ids
+    from rl_math.train.generation import sample_dataset
 
     args = ctx.ei_args
-    seed = ctx.training_args.seed + round_index
-    settings = args.sampling(seed)
-    trust = ctx.training_args.trust_remote_code
-    tokenizer = load_generation_tokenizer(model_path, trust)
-    stops = stop_token_ids(tokenizer, model_path)
-    prompts = list(questions["prompt"])
-    golds = list(questions["answer"])
-    task = dataset_task(questions)
-    generator = load_generator(
-        model_path, tokenizer, use_vllm=args.ei_use_vllm, dtype=ctx.model_args.dtype,
-        attn_implementation=ctx.model_args.attn_implementation, trust_remote_code=trust,
-        batch_size=args.ei_generation_batch_size, seed=seed,
+    settings = args.sampling(ctx.training_args.seed + round_index)
+    sampled = sample_dataset(
+        model_path, questions, settings, desc=f"round {round_index} sampling",
+        trust_remote_code=ctx.training_args.trust_remote_code, use_vllm=args.ei_use_vllm, dtype=ctx.model_args.dtype,
+        attn_implementation=ctx.model_args.attn_implementation, batch_size=args.ei_generation_batch_size,
         vllm_gpu_memory_utilization=args.ei_vllm_gpu_memory_utilization,
     )
-    try:
-        generations = generator.generate(render_prompts(tokenizer, prompts), settings, stops, desc=f"round {round_index} sampling")
-    finally:
-        generator.close()
+    prompts, golds, generations, task = sampled.prompts, sampled.golds, sampled.generations, sampled.task
     rows = []
     for q, (prompt, gold) in enumerate(zip(prompts, golds)):
         for s in range(settings.num_samples):

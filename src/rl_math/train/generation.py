@@ -393,3 +393,37 @@ def load_generation_tokenizer(model_path: str, trust_remote_code: bool = False, 
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return tokenizer
+
+
+@dataclass
+class DatasetSamples:
+    """What :func:`sample_dataset` returns: the rows it answered and the completions, prompt-major."""
+
+    prompts: list
+    golds: list
+    task: str | None  # the rows' task (its comparator grades them); None: the grader's default
+    stop_ids: list[int]
+    generations: Generations
+    backend: str
+
+
+def sample_dataset(model_path: str, dataset, settings: SamplingSettings, *, desc: str,
+                   trust_remote_code: bool = False, **generator_options) -> DatasetSamples:
+    """`settings.num_samples` completions for every row of a prompt dataset (`prompt`, `answer`, `task`) from `model_path`.
+
+    Evaluation and expert iteration's sampling both come through here. The model is unloaded before
+    returning (its memory freed), so models can be sampled one after another. `generator_options`
+    go to :func:`load_generator`.
+    """
+    from rl_math.tasks.loading import dataset_task
+
+    tokenizer = load_generation_tokenizer(model_path, trust_remote_code)
+    stops = stop_token_ids(tokenizer, model_path)
+    prompts, golds = list(dataset["prompt"]), list(dataset["answer"])
+    generator = load_generator(model_path, tokenizer, trust_remote_code=trust_remote_code, seed=settings.seed,
+                               **generator_options)
+    try:
+        generations = generator.generate(render_prompts(tokenizer, prompts), settings, stops, desc=desc)
+    finally:
+        generator.close()
+    return DatasetSamples(prompts, golds, dataset_task(dataset), stops, generations, generator.backend)
