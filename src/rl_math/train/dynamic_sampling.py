@@ -7,8 +7,9 @@ generation batch is filtered: zero-variance groups are dropped and the batch is 
 groups generated from further training questions, up to ``dynamic_sampling_max_rounds`` extra
 generation rounds. A batch still short after the last round is filled with the dropped groups (their
 advantage is zero, so they change nothing but keep the batch shape), and the shortfall is logged.
-TRL has no dynamic sampling (its issue #3708); this is a subclass of its trainer that overrides the
-one method that generates and scores a batch.
+TRL has no dynamic sampling (its issue #3708); this is a mixin over the one method of its trainer that
+generates and scores a batch (:class:`DynamicSamplingMixin`; :class:`DynamicSamplingGRPOTrainer` is TRL's
+trainer with it, for scripts of your own; the recipe applies it with :func:`grpo_trainer_class`).
 
 Why it is correct under several processes and gradient accumulation:
 
