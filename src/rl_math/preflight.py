@@ -31,6 +31,23 @@ def world_size_from_env() -> int:
         return 1
 
 
+def generation_batch(
+    per_device_train_batch_size: int,
+    gradient_accumulation_steps: int,
+    generation_batch_size: int | None,
+    steps_per_generation: int | None,
+    world_size: int,
+) -> int:
+    """The completions GRPOTrainer generates at once over all processes: `generation_batch_size`, given or derived.
+
+    >>> generation_batch(8, 2, None, None, world_size=2), generation_batch(8, 2, 64, None, world_size=2)
+    (32, 64)
+    """
+    if generation_batch_size is not None:
+        return generation_batch_size
+    return per_device_train_batch_size * world_size * (steps_per_generation or gradient_accumulation_steps)
+
+
 def grpo_batch_problems(
     per_device_train_batch_size: int,
     gradient_accumulation_steps: int,
@@ -59,6 +76,8 @@ def grpo_batch_problems(
             f"(generation_batch_size = per_device_train_batch_size × processes × steps_per_generation = "
             f"{global_batch} × steps_per_generation)"
         ]
+    derived = generation_batch(per_device_train_batch_size, gradient_accumulation_steps, generation_batch_size,
+                               steps_per_generation, world_size)
     if generation_batch_size is not None:
         if generation_batch_size % global_batch:
             problems.append(
@@ -66,11 +85,9 @@ def grpo_batch_problems(
                 f"(per_device_train_batch_size {per_device_train_batch_size} × {world_size} processes = "
                 f"{global_batch}); use a multiple of {global_batch}"
             )
-        derived = generation_batch_size
         how = f"generation_batch_size {generation_batch_size}"
     else:
         steps = steps_per_generation or gradient_accumulation_steps
-        derived = global_batch * steps
         name = "steps_per_generation" if steps_per_generation else "steps_per_generation (= gradient_accumulation_steps)"
         how = (
             f"generation batch (per_device_train_batch_size {per_device_train_batch_size} × {world_size} "

@@ -191,21 +191,20 @@ class DynamicSamplingMixin:
             raise RuntimeError(f"dynamic sampling supports text-only batches; this one also has {sorted(unknown)}")
         flags = [self._global_informative()]  # per round, every rank's groups in rank order
 
-        def short(r: int) -> bool:
-            return sum(sum(f[r * quota:(r + 1) * quota]) for f in flags) < quota
+        def shortfall(r: int) -> int:
+            """Groups rank `r` still lacks: the same number on every rank, from the gathered rewards."""
+            return max(0, quota - sum(sum(f[r * quota:(r + 1) * quota]) for f in flags))
 
-        while len(flags) <= self.dynamic_sampling_max_rounds and any(short(r) for r in range(ranks)):
+        while len(flags) <= self.dynamic_sampling_max_rounds and any(shortfall(r) for r in range(ranks)):
             batches.append(super()._generate_and_score_completions(self._refill_inputs(quota, len(flags))))
             flags.append(self._global_informative())
 
-        local = [f[rank * quota:(rank + 1) * quota] for f in flags]
-        chosen, _ = choose_groups(local, quota)
+        chosen, _ = choose_groups([f[rank * quota:(rank + 1) * quota] for f in flags], quota)
         rows = [(r, g * size + i) for r, g in chosen for i in range(size)]
         batch = merge_rows(batches, rows, self._tokenizer.pad_token_id)
-        loss_mask = batch["completion_mask"]
-        batch["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        batch["num_items_in_batch"] = self.accelerator.gather(batch["completion_mask"].sum()).sum()
 
-        fillers = sum(choose_groups([f[r * quota:(r + 1) * quota] for f in flags], quota)[1] for r in range(ranks))
+        fillers = sum(shortfall(r) for r in range(ranks))
         metrics = self._metrics["train"]
         metrics["dynamic_sampling/dropped_groups"].append(1 - sum(flags[0]) / len(flags[0]))
         metrics["dynamic_sampling/refill_rounds"].append(len(flags) - 1)
@@ -234,17 +233,16 @@ def grpo_trainer_class(args: DynamicSamplingArguments, base: type = GRPOTrainer)
 def check_dynamic_sampling(values: dict[str, Any], explicit: set[str], world_size: int | None = None) -> None:
     """Dynamic sampling keeps or drops whole groups on each process: each process's batch must hold whole groups."""
     from rl_math.config import ConfigError
-    from rl_math.preflight import world_size_from_env
+    from rl_math.preflight import generation_batch, world_size_from_env
 
     if not values.get("dynamic_sampling"):
         return
     world_size = world_size or world_size_from_env()
     generations = values["num_generations"]
-    if values.get("generation_batch_size"):
-        per_process = values["generation_batch_size"] // world_size
-    else:
-        steps = values.get("steps_per_generation") or values["gradient_accumulation_steps"]
-        per_process = values["per_device_train_batch_size"] * steps
+    per_process = generation_batch(
+        values["per_device_train_batch_size"], values["gradient_accumulation_steps"],
+        values.get("generation_batch_size"), values.get("steps_per_generation"), world_size,
+    ) // world_size
     if per_process % generations:
         raise ConfigError(
             f"dynamic_sampling needs each process's generation batch ({per_process} completions) to be a whole "
