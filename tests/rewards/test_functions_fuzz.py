@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rl_math.rewards import available_rewards, get_reward
+from rl_math.rewards import available_rewards, get_reward, grader
 from rl_math.rewards import functions as rewards
 
 HANG_SECONDS = 2.0
@@ -198,6 +198,6 @@ def test_reward_failure_scores_none_instead_of_raising(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(rewards, "grade", broken)
+    monkeypatch.setattr(grader, "grade", broken)  # what the default task's comparator calls
     monkeypatch.setattr(rewards, "_warned", set())
     assert rewards.correctness(["\\boxed{1}"], answer=["1"]) == [None]

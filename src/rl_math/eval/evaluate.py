@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rl_math.rewards import reward_call
-from rl_math.rewards.grader import answers_equal, grade, parse_number
+from rl_math.rewards.grader import parse_number
 
 if TYPE_CHECKING:
     from rl_math.tasks.formats import PromptFormat
@@ -209,11 +209,11 @@ def summarize(
     """Every metric of one model from its scored samples (see the module docstring).
 
     `golds[q]` is question q's gold answer; there must be exactly `num_samples` samples per question.
-    The majority answer is compared with the gold by `task`'s comparator (None: the grader's).
+    The majority answer is compared with the gold by `task`'s comparator (None: the default task, GSM8K).
     """
     from rl_math.tasks import get_task
 
-    equal = answers_equal if task is None else get_task(task).answers_equal
+    equal = get_task(task).answers_equal  # None: the default task, GSM8K
     by_question: dict[int, list[SampleResult]] = {}
     for sample in samples:
         by_question.setdefault(sample.question_index, []).append(sample)
@@ -304,7 +304,7 @@ def score_completions(
     call = reward_call(row_prompts, completions, row_golds, completion_ids, tasks=None if task is None else [task] * n)
     scores = {func.__name__: func(**call) for func in reward_funcs}
     format_scores = get_reward(prompt_format.format_reward)(**call)
-    grade_one = grade if task is None else get_task(task).grade
+    grade_one = get_task(task).grade
     results = []
     for i, text in enumerate(completions):
         verdict = grade_one(text, row_golds[i])

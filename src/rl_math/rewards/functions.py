@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rl_math.config import nearest_key
-from rl_math.rewards.grader import MAX_TEXT_CHARS, assistant_message, completion_text, final_answers, grade, prompt_text
+from rl_math.rewards.grader import MAX_TEXT_CHARS, assistant_message, completion_text, final_answers, prompt_text
 from rl_math.tasks import get_task
 
 __all__ = [
@@ -194,7 +194,7 @@ def correctness(completions, answer=None, task=None, **kwargs) -> list[float | N
     task_names = _column(task, len(texts), "task", "correctness")
 
     def score(text: str, gold: object, task_name: str | None) -> float | None:
-        verdict = grade(text, gold) if task_name is None else get_task(task_name).grade(text, gold)
+        verdict = get_task(task_name).grade(text, gold)  # no task column: the default task, GSM8K
         if not verdict.gold_parseable:
             _warn_once(
                 "correctness:unparseable-gold",

@@ -230,7 +230,7 @@ def apply_filter(samples: list[dict], filters: Sequence[RewardFilter]) -> None:
         [s["completion"] for s in samples],
         [s["gold"] for s in samples],
         [s.get("completion_ids") or [] for s in samples],
-        tasks=[s.get("task") for s in samples],  # the task's comparator grades (None: the grader's)
+        tasks=[s.get("task") for s in samples],  # the task's comparator grades (None: the default task, GSM8K)
     )
     scores = {f.name: f.func(**call) if samples else [] for f in filters}
     for i, sample in enumerate(samples):

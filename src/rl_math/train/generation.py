@@ -401,7 +401,7 @@ class DatasetSamples:
 
     prompts: list
     golds: list
-    task: str | None  # the rows' task (its comparator grades them); None: the grader's default
+    task: str | None  # the rows' task (its comparator grades them); None: the default task, GSM8K
     stop_ids: list[int]
     generations: Generations
     backend: str
