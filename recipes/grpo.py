@@ -23,6 +23,7 @@ from rl_math.rewards import build_rewards, reward_name
 from rl_math.tasks.formats import default_reward_specs
 from rl_math.tasks.loading import load_prompt_dataset
 from rl_math.testing import resolve_model
+from rl_math.train.async_rollouts import async_trainer_class, check_async_generation
 from rl_math.train.dynamic_sampling import check_dynamic_sampling, grpo_trainer_class
 from rl_math.train.generation import stop_token_ids
 from rl_math.train.group_signal import GroupSignalRecorder
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.check_stale_build_locks,
             preflight.check_grpo_batch,
             check_dynamic_sampling,
+            check_async_generation,
             preflight.check_checkpoints_at_generation_boundaries,
             preflight.check_vllm,
             preflight.check_no_reward_weights,
@@ -67,13 +69,13 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.init_cpu_process_group,
         ],
     )
-    script_args, training_args, model_args, health_args, eval_args, sampling_args = parsed.instances
+    script_args, training_args, model_args, health_args, eval_args, sampling_args, async_args = parsed.instances
     setup_logging(training_args)
     checkpoint = resolve_resume(training_args)
     keep_checkpoint_settings(training_args, checkpoint)
     preflight.warn_resume_inside_generation(training_args, checkpoint)
     # what runs, as the user can give it again: taken before the recipe fills in TRL's own fields
-    resolved = to_yaml_dict(script_args, model_args, health_args, eval_args, sampling_args, training_args)
+    resolved = to_yaml_dict(script_args, model_args, health_args, eval_args, sampling_args, async_args, training_args)
 
     model_path = resolve_model(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args, training_args.trust_remote_code)
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
 
     preemption = PreemptionCallback()
     # the module's GRPOTrainer name is the base (the recipe-overhead benchmark instruments it)
-    trainer = grpo_trainer_class(sampling_args, GRPOTrainer)(
+    trainer = async_trainer_class(async_args, grpo_trainer_class(sampling_args, GRPOTrainer))(
         model=model_path,
         reward_funcs=reward_funcs,
         args=training_args,

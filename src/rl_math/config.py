@@ -178,13 +178,14 @@ def recipe_dataclasses(recipe: str) -> list[type]:
 
     from rl_math.eval.evaluate import EvalArguments
     from rl_math.eval.in_run import InRunEvalArguments
+    from rl_math.train.async_rollouts import AsyncGenerationArguments
     from rl_math.train.dynamic_sampling import DynamicSamplingArguments
     from rl_math.train.expert_iteration import ExpertIterationArguments
     from rl_math.train.health import HealthArguments
 
     return {
         "grpo": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments,
-                 DynamicSamplingArguments],
+                 DynamicSamplingArguments, AsyncGenerationArguments],
         "sft": [RecipeArguments, SFTConfig, ModelConfig, InRunEvalArguments],
         "expert_iteration": [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments],
         "evaluate": [RecipeArguments, EvalArguments],
