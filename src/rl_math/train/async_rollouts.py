@@ -344,10 +344,10 @@ class SamplerClient:
     def _next(self, expect: str) -> dict[str, Any]:
         deadline = None if self.timeout_s <= 0 else time.monotonic() + self.timeout_s
         while True:
-            if self._send_error is not None:
-                raise SamplerFailure(f"{self.where} stopped reading ({self._send_error!r})")
-            if self.process is not None and self.process.poll() is not None and not self.conn.poll(0):
+            if self.process is not None and self.process.poll() is not None:
                 raise SamplerFailure(f"{self.where} died with exit status {self.process.returncode}")
+            if self._send_error is not None:
+                raise SamplerFailure(f"{self.where} closed the connection (it died): {self._send_error!r}")
             try:
                 ready = self.conn.poll(1.0)
                 message = sampler_process.receive(self.conn) if ready else None
@@ -452,7 +452,7 @@ class AsyncRolloutsMixin:
     def _stop(self, failure: SamplerFailure | str) -> None:
         message = f"async generation: {failure}; exiting with status {exit_status.STALLED}"
         logger.error(message)
-        print(message, file=sys.stderr, flush=True)
+        print(f"\n{message}", file=sys.stderr, flush=True)  # on a line of its own, after any progress bar
         raise SystemExit(exit_status.STALLED)
 
     # ---- reading ahead and submitting
