@@ -1,6 +1,7 @@
 """Asynchronous generation: a sampler process generates max_staleness steps ahead of the trainer."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ from recipe_runs import REPO_ROOT, accelerate_launch, offline_env, run_recipe
 from safetensors.torch import load_file
 
 from rl_math import exit_status
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 from rl_math.train.async_rollouts import (
     RECORD_FILE,
     SAMPLER_DIR,
@@ -201,5 +202,22 @@ def test_two_processes_share_one_sampler_and_staleness_zero_is_on_policy(tmp_pat
     _ok(run_recipe("grpo", config, launcher=accelerate_launch(2, 29731)))
     records = _records(tmp_path / "ddp")
     assert [r["age"] for r in records] == [0, 0]
-    assert all(r["log_ratio_max"] < 1e-3 for r in records)  # every importance ratio within 1e-3 of 1
+    # every token's importance ratio within 1e-3 of 1: |exp(log r) - 1| < 1e-3 for the largest |log r|
+    assert all(math.expm1(r["log_ratio_max"]) < 1e-3 for r in records), [r["log_ratio_max"] for r in records]
     shutil.rmtree(tmp_path / "ddp")
+
+
+@pytest.mark.slow
+def test_the_learning_benchmarks_quick_grpo_stage_learns_with_async_generation(tmp_path):
+    """The quick protocol of tests/test_learning.py, GRPO stage only (its controls are the synchronous test's)."""
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "learning.py"), "--quick", "--seeds", "1", "--stages", "grpo",
+         "--workers", "1", "--set", "grpo.async_generation=true", "--out", str(tmp_path), "--json", str(report)],
+        cwd=REPO_ROOT, env=offline_env(), capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    seed = json.loads(report.read_text())["seeds"]["1"]
+    assert seed["grpo"]["accuracy"] >= seed["sft"]["accuracy"] + 0.15  # test_learning.py's MARGIN
+    records = _records(tmp_path / "seed_1" / "grpo")
+    assert len(records) == 100 and max(r["age"] for r in records) == 1  # max_staleness 1, never older

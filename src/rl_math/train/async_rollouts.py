@@ -2,7 +2,7 @@
 
 With ``async_generation: true`` the GRPO recipe keeps TRL's GRPOTrainer (its loss, rewards, DeepSpeed
 ZeRO-2/3, checkpoints, in-run evaluation, health) and moves generation into a separate process,
-:mod:`rl_math.train.sampler_process`. The trainer side is :class:`AsyncRolloutsMixin`, a mixin over
+:mod:`rl_math.sampler`. The trainer side is :class:`AsyncRolloutsMixin`, a mixin over
 three methods of the trainer (like :mod:`rl_math.train.dynamic_sampling`):
 
 * ``get_batch_samples`` — where the Trainer takes each optimizer step's batches from the data
@@ -76,8 +76,8 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from rl_math import exit_status
-from rl_math.train import sampler_process
+from rl_math import exit_status, sampler
+from rl_math.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class AsyncGenerationArguments:
     )
     async_sampler_address: str | None = dataclasses.field(
         default=None,
-        metadata={"help": "host:port of a sampler started on its own (python -m rl_math.train.sampler_process); "
+        metadata={"help": "host:port of a sampler started on its own (python -m rl_math.sampler); "
                           "null: the trainer starts one on this machine. The key is $RL_MATH_SAMPLER_AUTHKEY."},
     )
     async_sampler_backend: str = dataclasses.field(
@@ -117,13 +117,11 @@ class AsyncGenerationArguments:
     )
 
     def __post_init__(self) -> None:
-        from rl_math.config import ConfigError
-
         if self.max_staleness < 0:
             raise ConfigError(f"max_staleness must be 0 or more, got {self.max_staleness}")
-        if self.async_sampler_backend not in sampler_process.BACKENDS:
+        if self.async_sampler_backend not in sampler.BACKENDS:
             raise ConfigError(
-                f"async_sampler_backend {self.async_sampler_backend!r} is not one of {sorted(sampler_process.BACKENDS)}"
+                f"async_sampler_backend {self.async_sampler_backend!r} is not one of {sorted(sampler.BACKENDS)}"
             )
         if self.step_timeout_s < 0:
             raise ConfigError(f"step_timeout_s must be 0 (off) or more, got {self.step_timeout_s:g}")
@@ -131,8 +129,6 @@ class AsyncGenerationArguments:
 
 def check_async_generation(values: dict[str, Any], explicit: set[str]) -> None:
     """What async generation cannot combine with, in one sentence; its importance-sampling defaults."""
-    from rl_math.config import ConfigError
-
     if not values.get("async_generation"):
         return
     refused = {
@@ -270,7 +266,7 @@ class SamplerClient:
         if address:
             host, _, port = address.rpartition(":")
             self.where = f"the sampler at {address}"
-            self.conn = sampler_process.connect(host, int(port), sampler_process.authkey(folder), timeout_s=60)
+            self.conn = sampler.connect(host, int(port), sampler.authkey(folder), timeout_s=60)
         else:
             self.conn = self._find_or_start()
             self.where = f"the sampler process (pid {self.pid}, log {Path(folder) / 'sampler.log'})"
@@ -282,37 +278,37 @@ class SamplerClient:
         self.prompts: dict[int, list[list[int]]] = {}  # each submitted round's prompt ids, all ranks'
 
     def _find_or_start(self):
-        key = sampler_process.authkey(self.folder, create=True)
-        known = sampler_process.read_address(self.folder)
+        key = sampler.authkey(self.folder, create=True)
+        known = sampler.read_address(self.folder)
         if known and _alive(known["pid"]):
             try:
-                conn = sampler_process.connect(known["host"], known["port"], key, timeout_s=5)
+                conn = sampler.connect(known["host"], known["port"], key, timeout_s=5)
                 self.pid, self.reused = known["pid"], True
                 logger.info("async generation: reusing the running sampler (pid %d)", self.pid)
                 return conn
             except OSError:
                 pass
-        (Path(self.folder) / sampler_process.ADDRESS_FILE).unlink(missing_ok=True)
+        (Path(self.folder) / sampler.ADDRESS_FILE).unlink(missing_ok=True)
         log = open(Path(self.folder) / "sampler.log", "ab")  # noqa: SIM115 - the child keeps writing to it
         idle = self.timeout_s if self.timeout_s > 0 else 1800
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rl_math.train.sampler_process", "--dir", self.folder,
+            [sys.executable, "-m", "rl_math.sampler", "--dir", self.folder,
              "--backend", self.backend, "--idle-timeout", str(idle)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # outlives a killed trainer
         )
         self.pid = self.process.pid
         deadline = time.monotonic() + 120
-        while (found := sampler_process.read_address(self.folder)) is None or found["pid"] != self.pid:
+        while (found := sampler.read_address(self.folder)) is None or found["pid"] != self.pid:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise SamplerFailure(f"the sampler process did not start (see {Path(self.folder) / 'sampler.log'})")
             time.sleep(0.1)
         logger.info("async generation: started the sampler (pid %d)", self.pid)
-        return sampler_process.connect(found["host"], found["port"], key)
+        return sampler.connect(found["host"], found["port"], key)
 
     def _send_loop(self) -> None:
         while (message := self._outbox.get()) is not None:
             try:
-                sampler_process.send(self.conn, message)
+                sampler.send(self.conn, message)
             except BaseException as err:  # noqa: BLE001 - surfaced by the next receive
                 self._send_error = err
                 return
@@ -350,7 +346,7 @@ class SamplerClient:
                 raise SamplerFailure(f"{self.where} closed the connection (it died): {self._send_error!r}")
             try:
                 ready = self.conn.poll(1.0)
-                message = sampler_process.receive(self.conn) if ready else None
+                message = sampler.receive(self.conn) if ready else None
             except (EOFError, OSError):
                 raise SamplerFailure(f"{self.where} closed the connection (it died)") from None
             if message is not None:

@@ -1,7 +1,7 @@
 """The sampler of asynchronous GRPO: its own process, fed prompts and new weights, returning rollouts.
 
-    python -m rl_math.train.sampler_process --dir OUTPUT_DIR/.async_sampler          # started by the trainer
-    python -m rl_math.train.sampler_process --dir DIR --host 0.0.0.0 --port 29700    # started on its own (SLURM)
+    python -m rl_math.sampler --dir OUTPUT_DIR/.async_sampler          # started by the trainer
+    python -m rl_math.sampler --dir DIR --host 0.0.0.0 --port 29700    # started on its own (SLURM)
 
 The trainer (:mod:`rl_math.train.async_rollouts`) starts it, or connects to one already running
 (a resumed trainer finds the one its killed predecessor started: the sampler outlives the trainer).
@@ -55,6 +55,8 @@ import time
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any
+
+from rl_math.sampling import finish_completion
 
 logger = logging.getLogger("rl_math.sampler")
 
@@ -163,8 +165,6 @@ class HFBackend:
 
     def generate(self, prompt_ids: list[list[int]], seed: int) -> tuple[list[list[int]], list[list[float]]]:
         import torch
-
-        from rl_math.train.generation import finish_completion
 
         width = max(len(p) for p in prompt_ids)
         input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompt_ids])
