@@ -2,13 +2,15 @@
 
     python benchmarks/async_generation.py --json results.json                 # seeds 1-3, 150 GRPO steps
     python benchmarks/async_generation.py --quick --seeds 1 2 3 --json r.json # 50 GRPO steps
+    python benchmarks/async_generation.py --quick --seeds 2 3 --sync-threads 1  # skip the 2-thread sync run
 
 Per seed, one after another (each run needs both cores): the learning benchmark's SFT model
 (configs/learning/sft.yaml from `rl-math:tiny-qwen2?seed=S`), then its GRPO stage
 (configs/learning/grpo.yaml) three times from that model with the same data, steps and seed:
 
 - synchronous with 1 and with 2 OpenMP threads (for a model this small 2 can be slower than 1;
-  the faster one is the synchronous time compared against);
+  the faster one is the synchronous time compared against; ``--sync-threads 1`` skips the 2-thread
+  run where it was measured slower already);
 - asynchronous (``async_generation: true``, ``max_staleness: 1``): trainer and sampler process one
   thread each.
 
@@ -134,7 +136,7 @@ def result_of(folder: Path) -> dict[str, Any]:
     return out
 
 
-def run_seed(seed: int, out: Path, quick: bool) -> dict[str, Any]:
+def run_seed(seed: int, out: Path, quick: bool, sync_threads: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     sft = yaml.safe_load((CONFIGS / "sft.yaml").read_text())
@@ -142,7 +144,8 @@ def run_seed(seed: int, out: Path, quick: bool) -> dict[str, Any]:
     (out / "sft.yaml").write_text(yaml.safe_dump(sft, sort_keys=False))
     run([sys.executable, str(ROOT / "recipes" / "sft.py"), str(out / "sft.yaml")], out / "sft.log", threads=1)
     results = {}
-    for name in RUNS:
+    skipped = {f"sync_{t}_thread{'s' if t > 1 else ''}" for t in (1, 2) if t not in sync_threads}
+    for name in (n for n in RUNS if n not in skipped):
         config = grpo_config(out, name, out / "sft", seed, quick)
         load_before = load_average()
         threads = 2 if name == "sync_2_threads" else 1
@@ -163,10 +166,15 @@ def overlap_bound(generate_s: float, train_s: float) -> float:
     return max(generate_s, train_s) / (generate_s + train_s)
 
 
+def fastest_sync(runs: dict[str, Any]) -> dict[str, Any]:
+    """The faster of the synchronous runs measured (1 and/or 2 threads)."""
+    return min((runs[name] for name in RUNS[:2] if name in runs), key=lambda r: r["seconds"])
+
+
 def summarise(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     seeds, details, ratios, bounds = {}, {}, [], []
     for seed, runs in per_seed.items():
-        sync = min((runs["sync_1_thread"], runs["sync_2_threads"]), key=lambda r: r["seconds"])
+        sync = fastest_sync(runs)
         asyn = runs["async"]
         seeds[str(seed)] = {
             "sync": {"seconds": sync["seconds"], "accuracy": sync["accuracy"]},
@@ -183,13 +191,12 @@ def summarise(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
 def format_table(report: dict[str, Any]) -> str:
     rows = []
     for seed, runs in report["details"].items():
-        s1, s2, a = runs["sync_1_thread"], runs["sync_2_threads"], runs["async"]
-        rows.append([seed, f"{s1['seconds']:.1f}", f"{s2['seconds']:.1f}", f"{a['seconds']:.1f}",
-                     f"{s1['generate_s']:.1f} / {s1['train_s']:.1f}", f"{a['trainer_wait_s']:.1f}",
-                     f"{a['sampler_wait_s']:.1f}", str(a["max_staleness_seen"]),
-                     f"{100 * min((s1, s2), key=lambda r: r['seconds'])['accuracy']:.1f}",
-                     f"{100 * a['accuracy']:.1f}"])
-    return table(rows, ["seed", "sync 1 thr s", "sync 2 thr s", "async s", "sync gen / train s",
+        s1, s2, a, sync = runs.get("sync_1_thread"), runs.get("sync_2_threads"), runs["async"], fastest_sync(runs)
+        rows.append([seed, f"{s1['seconds']:.1f}" if s1 else "-", f"{s2['seconds']:.1f}" if s2 else "-",
+                     f"{a['seconds']:.1f}", f"{sync['generate_s']:.1f} / {sync['train_s']:.1f}",
+                     f"{a['trainer_wait_s']:.1f}", f"{a['sampler_wait_s']:.1f}", str(a["max_staleness_seen"]),
+                     f"{100 * sync['accuracy']:.1f}", f"{100 * a['accuracy']:.1f}"])
+    return table(rows, ["seed", "sync 1 thr s", "sync 2 thr s", "async s", "fastest sync gen / train s",
                         "trainer wait s", "sampler wait s", "max age", "sync acc %", "async acc %"])
 
 
@@ -200,19 +207,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help=f"GRPO shortened to {QUICK['max_steps']} steps")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "async-generation-benchmark")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--sync-threads", type=int, nargs="+", choices=(1, 2), default=[1, 2],
+                        help="OpenMP threads of the synchronous runs (default both: the faster counts)")
+    parser.add_argument("--merge", type=Path, nargs="+", help="summarise earlier --json files together, run nothing")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
         worker(args.worker, args.out / "timing.json")
         return {}
 
-    header = header_lines()
-    print("\n".join(header), flush=True)
-    per_seed = {seed: run_seed(seed, args.out / f"seed_{seed}", args.quick) for seed in args.seeds}
-    report = summarise(per_seed)
-    report["details"]["header"] = header
-    report["details"]["load_at_end"] = load_average()
-    report["details"]["quick"] = args.quick
+    if args.merge:
+        parts = [json.loads(path.read_text()) for path in args.merge]
+        per_seed = {seed: runs for part in parts for seed, runs in part["details"].items() if seed.isdigit()}
+        report = summarise(per_seed)
+        report["details"]["parts"] = [{key: part["details"].get(key) for key in ("header", "load_at_end", "quick")}
+                                      for part in parts]
+    else:
+        header = header_lines()
+        print("\n".join(header), flush=True)
+        per_seed = {seed: run_seed(seed, args.out / f"seed_{seed}", args.quick, tuple(args.sync_threads))
+                    for seed in args.seeds}
+        report = summarise(per_seed)
+        report["details"]["header"] = header
+        report["details"]["load_at_end"] = load_average()
+        report["details"]["quick"] = args.quick
     details = {k: v for k, v in report["details"].items() if k.isdigit()}
     print("\n" + format_table({"details": details}))
     print(f"ratio async/sync wall time (mean over seeds) {report['ratio']:.3f}; ideal overlap bound {report['bound']:.3f}")

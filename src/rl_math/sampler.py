@@ -150,6 +150,10 @@ class HFBackend:
         config = AutoConfig.from_pretrained(config_dir)
         self.model = AutoModelForCausalLM.from_config(config, dtype=getattr(config, "dtype", None) or torch.float32)
         self.model.eval()
+        # a trainer's config says use_cache: false (gradient checkpointing); generate() then takes that as the
+        # model's default over GenerationConfig's own and decodes without a KV cache, ~6x slower on the
+        # learning benchmark's model (measured 0.90 s vs 0.14 s per 64 completions of 24 tokens)
+        self.model.config.use_cache = self.model.generation_config.use_cache = True
         self.generation_config = generation_config_of(generation_config)
         self.stop_ids, self.pad_id = list(stop_ids), pad_id
         self.config_dir = config_dir

@@ -369,6 +369,9 @@ class SamplerClient:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        if stop:  # a finished run needs no weight file (each is a copy of the model)
+            for path in Path(self.folder).glob("weights-v*.pt"):
+                path.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
