@@ -106,6 +106,16 @@ class EvalArguments:
     vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per vLLM engine."})
     vllm_max_model_len: int | None = field(default=None, metadata={"help": "vLLM context length (null: the model's)."})
     seed: int = field(default=42, metadata={"help": "Sampling seed (the question subset uses it too)."})
+    eval_protocol: str | None = field(
+        default=None,
+        metadata={"help": "A published protocol's preset: lm-eval-gsm8k, qwen-math-cot or sampled "
+                          "(rl_math.eval.protocols); null: the fields as set."},
+    )
+    apply_chat_template: bool | None = field(
+        default=None,
+        metadata={"help": "lm-eval-gsm8k only: put its plain-text prompt in a chat message "
+                          "(lm-eval's --apply_chat_template); null: the protocol's default (no)."},
+    )
 
     def sampling(self) -> "SamplingSettings":
         """The sampling settings these fields hold (the field names are the settings' own)."""
@@ -268,7 +278,7 @@ def summarize(
             }
         )
     metrics["per_question"] = per_question
-    metrics["accuracy_interval"] = accuracy_interval([q["n_correct"] / num_samples for q in per_question], num_samples)
+    metrics["accuracy_interval"] = accuracy_interval([q["n_correct"] / num_samples for q in per_question])
     metrics.update(convention_metrics(samples, by_question, num_samples))
     if num_samples > 1:
         k = num_samples
@@ -300,7 +310,7 @@ def convention_metrics(samples: Sequence[SampleResult], by_question: Mapping[int
                         for _, group in sorted(by_question.items())]
         result["conventions"][name] = {
             "accuracy": sum(s.conventions.get(name, False) for s in samples) / len(samples),
-            "interval": accuracy_interval(per_question, num_samples),
+            "interval": accuracy_interval(per_question),
         }
     kinds = disagreements([s.conventions for s in samples])
     result["conventions_disagree"] = sum(kinds.values())
@@ -454,11 +464,13 @@ def evaluate_model(
     batch_size: int = 64,
     vllm_options: Mapping[str, Any] | None = None,
     desc: str | None = None,
+    stop_strings: Sequence[str] = (),
 ) -> ModelEvaluation:
     """Sample `settings.num_samples` completions per row of `dataset` (prompt/answer), grade, summarise.
 
     `settings` is a :class:`rl_math.train.generation.SamplingSettings`. The model is unloaded before
-    returning (its GPU memory freed), so models can be evaluated one after another.
+    returning (its GPU memory freed), so models can be evaluated one after another. Completions are cut
+    at the first of `stop_strings` (a protocol's, see :mod:`rl_math.eval.protocols`).
     """
     from rl_math.train.generation import sample_dataset
 
@@ -469,6 +481,10 @@ def evaluate_model(
         **{f"vllm_{key}": value for key, value in (vllm_options or {}).items()},
     )
     prompts, golds, generations, task = sampled.prompts, sampled.golds, sampled.generations, sampled.task
+    if stop_strings:
+        from rl_math.eval.protocols import apply_stop_strings
+
+        apply_stop_strings(generations, stop_strings)
     results = score_generations(prompts, golds, generations, prompt_format=prompt_format, reward_specs=reward_specs,
                                 stop_ids=sampled.stop_ids, max_new_tokens=settings.max_new_tokens, task=task)
     metrics = summarize(results, golds, settings.num_samples, task)
