@@ -187,6 +187,7 @@ def _add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG.yaml", help="a GRPO or expert-iteration recipe config")
     parser.add_argument("--questions", type=_positive_int, default=64, metavar="N",
                         help="training prompts to sample (default: 64)")
+    parser.add_argument("--model", metavar="PATH", help="the starting model (default: the config's model_name_or_path)")
     parser.add_argument("--json", metavar="FILE", help="also write the measurements to FILE")
 
 
@@ -195,7 +196,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     from rl_math.tools.calibrate import calibrate, format_calibration
 
     try:
-        report = calibrate(args.config, args.questions)
+        report = calibrate(args.config, args.questions, args.model)
     except ConfigError as err:
         raise CliError(str(err)) from None
     print(format_calibration(report))

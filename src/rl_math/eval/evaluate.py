@@ -391,6 +391,7 @@ def score_generations(
     stop_ids: Sequence[int],
     max_new_tokens: int,
     task: str | None = None,
+    with_conventions: bool = True,
 ) -> list[SampleResult]:
     """Grade a :class:`rl_math.train.generation.Generations` with the reward list, the task and the format.
 
@@ -404,7 +405,7 @@ def score_generations(
     )
     return score_completions(
         prompts, generations.texts, generations.token_ids, generations.eos, generations.truncated, golds,
-        generations.num_samples, funcs, weights, get_prompt_format(prompt_format), task,
+        generations.num_samples, funcs, weights, get_prompt_format(prompt_format), task, with_conventions,
     )
 
 
