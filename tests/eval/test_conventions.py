@@ -3,6 +3,7 @@ math-verify's documented call, Qwen2.5-Math's extraction, rl-math's grader, and 
 
 import importlib.metadata
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,19 @@ def test_without_lm_eval_its_columns_are_left_out_with_one_line(monkeypatch, cap
     conventions.warn_if_lm_eval_left_out.cache_clear()
     assert [r.getMessage() for r in caplog.records] == [conventions.LM_EVAL_MISSING]
     assert "pip install 'rl-math[lmeval]'" in conventions.LM_EVAL_MISSING and "\n" not in conventions.LM_EVAL_MISSING
+
+
+def test_lm_eval_installed_without_its_dependencies_counts_as_missing_not_as_all_wrong(monkeypatch):
+    # lm-eval 0.4.13 without sacrebleu: its metrics module does not import, and every exact match would
+    # raise (score_all turns that into False: the columns would read 0 %); they are left out instead
+    monkeypatch.setitem(sys.modules, "lm_eval.api.metrics", None)
+    conventions.lm_eval_import_error.cache_clear()
+    try:
+        assert not conventions.lm_eval_installed()
+        assert "lm_eval.api.metrics" in conventions.lm_eval_import_error()
+        assert [c.name for c in conventions_for("gsm8k")] == ["rl_math", "math_verify", "qwen_boxed"]
+    finally:
+        conventions.lm_eval_import_error.cache_clear()
 
 
 def test_a_convention_that_raises_scores_false_and_the_others_still_score():

@@ -6,7 +6,7 @@ import json
 import pytest
 from recipe_runs import REPO_ROOT, run_recipe
 
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 from rl_math.eval.protocols import (
     PROTOCOLS,
     apply_protocol,
@@ -15,7 +15,7 @@ from rl_math.eval.protocols import (
     fewshot_indices,
     protocol_prompts,
 )
-from rl_math.train.generation import Generations
+from rl_math.sampling import Generations
 
 LM_EVAL = PROTOCOLS["lm-eval-gsm8k"]
 

@@ -52,14 +52,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from rl_math.rewards.grader import call_math_verify, completion_text, matching_brace, math_verify_timeout
+from rl_math.grading.grader import call_math_verify, completion_text, matching_brace, math_verify_timeout
 from rl_math.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
 LM_EVAL_VERSION = "0.4.13"  # the pinned lm-eval (setup.cfg's dev and lmeval extras)
 LM_EVAL_MISSING = (
-    f"lm-eval is not installed, so the strict_match/flexible_extract/cot_strict_match columns are left out: "
+    f"lm-eval is not installed (or does not import), so the strict_match/flexible_extract/cot_strict_match columns "
+    f"are left out: "
     f"pip install 'rl-math[lmeval]' (lm-eval=={LM_EVAL_VERSION})"
 )
 RL_MATH = "rl_math"
@@ -79,7 +80,26 @@ LM_EVAL_FILTERS: dict[str, tuple[str, str]] = {
 
 
 def lm_eval_installed() -> bool:
-    return importlib.util.find_spec("lm_eval") is not None
+    """Whether lm-eval's filters and exact match import.
+
+    lm-eval installed without its dependencies (sacrebleu, ...) counts as missing: its columns would
+    otherwise read 0 % on every completion (each scoring call failing), not be left out with a line.
+    """
+    return lm_eval_import_error() is None
+
+
+@cache
+def lm_eval_import_error() -> str | None:
+    """Why lm-eval's scoring code does not import (None: it does)."""
+    if importlib.util.find_spec("lm_eval") is None:
+        return "not installed"
+    try:
+        # optional dependency (the lmeval extra): its scoring modules, imported once to check them
+        import lm_eval.api.metrics  # noqa: F401
+        import lm_eval.filters  # noqa: F401
+    except ImportError as err:
+        return str(err)
+    return None
 
 
 @cache

@@ -1,6 +1,6 @@
 r"""Evaluation: score sampled completions, summarise them per model, compare models side by side.
 
-Each completion is graded by :func:`rl_math.rewards.grader.grade` and scored by the reward list (the
+Each completion is graded by :func:`rl_math.grading.grader.grade` and scored by the reward list (the
 config's ``rewards`` or the prompt format's default mix), then lands in exactly one bucket:
 
 =====================  ==========================================================================
@@ -55,12 +55,15 @@ from typing import TYPE_CHECKING, Any
 
 from rl_math.eval.conventions import RL_MATH, conventions_for, disagreements, score_all, warn_if_lm_eval_left_out
 from rl_math.eval.intervals import accuracy_interval, format_interval
-from rl_math.rewards import reward_call
-from rl_math.rewards.grader import parse_number
+from rl_math.eval.protocols import apply_stop_strings
+from rl_math.grading.grader import parse_number
+from rl_math.rewards import build_rewards, get_reward, reward_call
+from rl_math.sampling import SamplingSettings, sample_dataset
+from rl_math.tasks import get_task
+from rl_math.tasks.formats import get_prompt_format
 
 if TYPE_CHECKING:
     from rl_math.tasks.formats import PromptFormat
-    from rl_math.train.generation import SamplingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +122,6 @@ class EvalArguments:
 
     def sampling(self) -> "SamplingSettings":
         """The sampling settings these fields hold (the field names are the settings' own)."""
-        from rl_math.train.generation import SamplingSettings
 
         return SamplingSettings.from_config(vars(self))
 
@@ -230,7 +232,6 @@ def summarize(
     `golds[q]` is question q's gold answer; there must be exactly `num_samples` samples per question.
     The majority answer is compared with the gold by `task`'s comparator (None: the default task, GSM8K).
     """
-    from rl_math.tasks import get_task
 
     equal = get_task(task).answers_equal  # None: the default task, GSM8K
     by_question: dict[int, list[SampleResult]] = {}
@@ -343,8 +344,6 @@ def score_completions(
     per completion. Completions are graded by the task's comparator; "well-formed" is the format's.
     `with_conventions`: also score each completion under every convention that applies to the task.
     """
-    from rl_math.rewards import get_reward
-    from rl_math.tasks import get_task
 
     n = len(completions)
     if n != len(prompts) * num_samples:
@@ -393,12 +392,10 @@ def score_generations(
     task: str | None = None,
     with_conventions: bool = True,
 ) -> list[SampleResult]:
-    """Grade a :class:`rl_math.train.generation.Generations` with the reward list, the task and the format.
+    """Grade a :class:`rl_math.sampling.Generations` with the reward list, the task and the format.
 
     Rewards get the stop tokens and the token limit as GRPO's do (`termination` needs both).
     """
-    from rl_math.rewards import build_rewards
-    from rl_math.tasks.formats import get_prompt_format
 
     funcs, weights = build_rewards(
         reward_specs, context={"eos_token_ids": list(stop_ids), "max_completion_length": max_new_tokens}
@@ -469,11 +466,10 @@ def evaluate_model(
 ) -> ModelEvaluation:
     """Sample `settings.num_samples` completions per row of `dataset` (prompt/answer), grade, summarise.
 
-    `settings` is a :class:`rl_math.train.generation.SamplingSettings`. The model is unloaded before
+    `settings` is a :class:`rl_math.sampling.SamplingSettings`. The model is unloaded before
     returning (its GPU memory freed), so models can be evaluated one after another. Completions are cut
     at the first of `stop_strings` (a protocol's, see :mod:`rl_math.eval.protocols`).
     """
-    from rl_math.train.generation import sample_dataset
 
     name = name or model_path
     sampled = sample_dataset(
@@ -483,8 +479,6 @@ def evaluate_model(
     )
     prompts, golds, generations, task = sampled.prompts, sampled.golds, sampled.generations, sampled.task
     if stop_strings:
-        from rl_math.eval.protocols import apply_stop_strings
-
         apply_stop_strings(generations, stop_strings)
     results = score_generations(prompts, golds, generations, prompt_format=prompt_format, reward_specs=reward_specs,
                                 stop_ids=sampled.stop_ids, max_new_tokens=settings.max_new_tokens, task=task)

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 
 LM_EVAL_FEWSHOT_SEED = 1234  # lm-eval's simple_evaluate(fewshot_random_seed=1234)
 
@@ -96,7 +96,7 @@ def apply_protocol(values: dict[str, Any], explicit: set[str]) -> Protocol | Non
     ('sampled', 1.0, 4)
     >>> apply_protocol({"eval_protocol": "sampled", "temperature": 0.0}, explicit={"temperature"})
     Traceback (most recent call last):
-    rl_math.config.ConfigError: eval_protocol sampled sets temperature to 1.0, but the config sets it to 0.0; remove one of the two
+    rl_math.errors.ConfigError: eval_protocol sampled sets temperature to 1.0, but the config sets it to 0.0; remove one of the two
     """
     name = values.get("eval_protocol")
     if values.get("apply_chat_template") is not None and (name is None or get_protocol(name).question_template is None):
@@ -192,7 +192,7 @@ def cut_at_stop_strings(text: str, stops: Sequence[str]) -> str | None:
 
 
 def apply_stop_strings(generations, stops: Sequence[str]) -> int:
-    """Cut every completion of a :class:`rl_math.train.generation.Generations` at its first stop string,
+    """Cut every completion of a :class:`rl_math.sampling.Generations` at its first stop string,
     in place; a cut completion ended (eos, not truncated). Returns how many were cut."""
     cut = 0
     for index, text in enumerate(generations.texts):

@@ -4,7 +4,7 @@ A limit that truncates most completions stops GRPO from learning (a public repor
 Instruct, 57 % of completions truncated at 256 tokens, no learning), and nothing shows it until the
 run has been paid for. This samples the config's starting model on N training prompts with the
 run's sampling settings (``num_generations``, ``temperature``, ``top_p``, seed) through the same
-sampler as evaluation (:func:`rl_math.train.generation.sample_dataset`), with the token limit raised
+sampler as evaluation (:func:`rl_math.sampling.sample_dataset`), with the token limit raised
 to ``probe_factor`` × ``max_completion_length`` so that the lengths past the limit are seen, and
 reports:
 
@@ -25,7 +25,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from rl_math.config import ConfigError, parse_config, recipe_dataclasses
+from rl_math.config import parse_config
+from rl_math.errors import ConfigError
+from rl_math.eval.evaluate import score_generations
+from rl_math.methods import recipe_dataclasses
+from rl_math.models import load_tokenizer
+from rl_math.rewards import build_rewards
+from rl_math.sampling import Generations, SamplingSettings, finish_completion, sample_dataset
+from rl_math.tasks.formats import default_reward_specs
+from rl_math.tasks.loading import load_prompt_dataset
+from rl_math.train.group_signal import group_signal
 
 PROBE_FACTOR = 4
 ROUND_TO = 64
@@ -59,20 +68,11 @@ def cut_at_limit(token_ids: Sequence[int], stop_ids: Sequence[int], limit: int) 
     >>> cut_at_limit([5, 6, 7, 2], stop_ids=[2], limit=3), cut_at_limit([5, 2], stop_ids=[2], limit=3)
     (([5, 6, 7], False, True), ([5, 2], True, False))
     """
-    from rl_math.train.generation import finish_completion
-
     return finish_completion(list(token_ids)[:limit], stop_ids, limit)
 
 
 def calibrate(config: str, questions: int = 64, model: str | None = None, probe_factor: int = PROBE_FACTOR) -> dict[str, Any]:
     """Sample the config's starting model (or `model`) and measure (see the module docstring)."""
-    from rl_math.eval.evaluate import score_generations
-    from rl_math.rewards import build_rewards
-    from rl_math.tasks.formats import default_reward_specs
-    from rl_math.tasks.loading import load_prompt_dataset
-    from rl_math.train.generation import Generations, SamplingSettings, load_generation_tokenizer, sample_dataset
-    from rl_math.train.group_signal import group_signal
-
     argv = [config] + (["--model_name_or_path", model] if model else [])
     script_args, grpo_args, model_args = parse_config(recipe_dataclasses("grpo"), argv).instances[:3]
     model_path = model_args.model_name_or_path
@@ -82,7 +82,7 @@ def calibrate(config: str, questions: int = 64, model: str | None = None, probe_
     group = grpo_args.num_generations
     probe = SamplingSettings(num_samples=group, temperature=grpo_args.temperature, top_p=grpo_args.top_p,
                              max_new_tokens=probe_factor * limit, seed=grpo_args.seed)
-    tokenizer = load_generation_tokenizer(model_path, grpo_args.trust_remote_code)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=grpo_args.trust_remote_code, padding_side="left")
     dataset = load_prompt_dataset(script_args, script_args.dataset_train_split, tokenizer, questions, grpo_args.seed)
     sampled = sample_dataset(model_path, dataset, probe, desc="calibrating", trust_remote_code=grpo_args.trust_remote_code,
                              dtype=model_args.dtype, use_vllm=None)

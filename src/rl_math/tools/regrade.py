@@ -30,7 +30,8 @@ from rl_math.eval.conventions import (
     score_all,
 )
 from rl_math.eval.intervals import accuracy_interval, format_interval
-from rl_math.tasks import get_task, task_name_for
+from rl_math.tasks import get_task
+from rl_math.tasks.loading import task_name_for
 
 LM_EVAL_FILTER_COLUMNS = {"strict-match": "strict_match", "flexible-extract": "flexible_extract"}
 
