@@ -31,7 +31,8 @@ def test_all_truncated_fires_by_default_when_most_completions_are_truncated_for_
 def test_the_length_summary():
     assert quantile([3, 1, 2], 0.5) == 2
     assert suggested_limit([10] * 99 + [70], unfinished=0.0) == 64  # p99 is 10: the floor of one multiple
-    assert suggested_limit([10] * 100, unfinished=0.02) is None
+    assert suggested_limit([10] * 100, unfinished=0.02) == 64  # a few loops: no limit fixes those, they are reported
+    assert suggested_limit([10] * 100, unfinished=0.2) is None  # the model does not stop
     assert cut_at_limit([1, 2, 3, 4], [9], 2) == ([1, 2], False, True)
 
 
@@ -39,7 +40,7 @@ def test_the_length_summary():
 def test_calibrating_the_smoke_config_measures_truncation_and_the_alarm_fires_at_that_limit(tmp_path, capsys):
     report = calibrate(str(CONFIGS / "smoke.yaml"), questions=2, probe_factor=2)
     assert report["questions"] == 2 and report["num_generations"] == 4 and report["probe_limit"] == 96
-    assert report["max_completion_length"] == 48
+    assert report["method"] == "grpo" and report["limit"] == 48 and report["limit_field"] == "max_completion_length"
     assert set(report["lengths"]) == {"p50", "p90", "p99"}
     assert report["lengths"]["p50"] <= report["lengths"]["p90"] <= report["lengths"]["p99"] <= 96
     assert 0 <= report["no_signal_groups"] <= 1 and set(report["reward_means"]) >= {"correctness", "termination"}
@@ -49,6 +50,23 @@ def test_calibrating_the_smoke_config_measures_truncation_and_the_alarm_fires_at
     assert alarms_for(report["truncated_at_limit"]) == ["all_truncated"]
     text = format_calibration(report)
     assert "truncated at max_completion_length=48" in text and "p99" in text and "warning: most completions" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config, method, limit, group", [
+    ("learning/grpo.yaml", "grpo", 24, 8),
+    ("learning/ei.yaml", "expert_iteration", 24, 4),
+    ("ei_smoke.yaml", "expert_iteration", 48, 4),
+])
+def test_calibrating_the_learning_and_ei_configs_uses_each_methods_sampling(config, method, limit, group):
+    # the learning configs start from outputs/learning/sft (a benchmark stage): the embedded model stands in
+    report = calibrate(str(CONFIGS / config), questions=2, model="rl-math:tiny-qwen2?seed=1", probe_factor=2)
+    assert (report["method"], report["limit"], report["num_generations"]) == (method, limit, group)
+    assert report["temperature"] == 1.0 and report["probe_limit"] == 2 * limit
+    assert 0 <= report["truncated_at_limit"] <= 1
+    text = format_calibration(report)
+    field = "ei_max_new_tokens" if method == "expert_iteration" else "max_completion_length"
+    assert f"truncated at {field}={limit}" in text and "p50" in text
 
 
 def test_a_config_whose_model_cannot_be_loaded_is_one_line_and_exit_2(tmp_path, capsys):
