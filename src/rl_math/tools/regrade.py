@@ -154,6 +154,15 @@ def summarize_model(rows: Sequence[Row], verdicts: Sequence[Mapping[str, bool]])
     return result
 
 
+def _column_name(model: str, width: int = 28) -> str:
+    """A model's name as a column header: its end, marked with … when cut.
+
+    >>> _column_name("rl-math:tiny-qwen2"), _column_name("tests/fixtures/regrade/gsm8k_conventions.jsonl")
+    ('rl-math:tiny-qwen2', '…ade/gsm8k_conventions.jsonl')
+    """
+    return model if len(model) <= width else "…" + model[-(width - 1):]
+
+
 def format_report(result: Mapping[str, Any], source: str) -> str:
     """The table (conventions × models) and the disagreements by kind, as text."""
     summary = result["summary"]
@@ -162,7 +171,7 @@ def format_report(result: Mapping[str, Any], source: str) -> str:
     if "left_out" in summary:
         lines.append(summary["left_out"])
     width = max(len(name) for name in [*summary["conventions"], "convention"]) + 2
-    lines.append("convention".ljust(width) + "".join(model[-28:].rjust(30) for model in models))
+    lines.append("convention".ljust(width) + "".join(_column_name(model).rjust(30) for model in models))
     for name in summary["conventions"]:
         cells = [format_interval(m["conventions"][name]["accuracy"], m["conventions"][name]["interval"])
                  for m in models.values()]
