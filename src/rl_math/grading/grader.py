@@ -47,13 +47,13 @@ Conventions a careful human might argue with (all tested):
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+
+from rl_math.grading.symbolic import MAX_SYMBOLIC_CHARS, sympy_safe, verified_equal, verified_parse
 
 __all__ = [
     "FinalAnswers",
@@ -76,7 +76,6 @@ MAX_TEXT_CHARS = 1_000_000  # longer completions are not graded at all (no answe
 MAX_REGION_CHARS = 100_000  # only the last this-many characters of the answer region are scanned
 MAX_ANSWER_CHARS = 1_000  # a longer candidate answer is not a final answer
 MAX_DISTINCT_ANSWERS = 16  # more distinct boxed values than this is spam: not correct
-MAX_FALLBACK_CHARS = 100  # math-verify only sees answers at most this long
 _MAX_NESTING = 64
 _MAX_BITS = 4096  # bigger numerators/denominators are not evaluated
 
@@ -642,21 +641,17 @@ def _parse_number_cached(answer: str) -> Fraction | None:
 
 _SYMBOLIC_COMMANDS = frozenset("sqrt pi frac dfrac tfrac cdot times div left right".split())
 _COMMAND = re.compile(r"\\([A-Za-z]+)")
-_SAFE_POWER = re.compile(r"\^(?:\d(?!\d)|\{-?\d\})")
-_LONG_LITERAL = re.compile(r"\d{10,}")
-_MAX_FALLBACK_POWERS = 2
-
-_logger = logging.getLogger(__name__)
+_SINGLE_DIGIT_POWER = re.compile(r"\^(?:\d(?!\d)|\{-?\d\})")
 
 
 def _fallback_allowed(answer: str) -> bool:
     """Whether an answer the fast path could not read may be handed to math-verify.
 
-    Only short, single expressions with a square root, pi or one one-letter variable: no words,
-    no lists, no relations, no factorials, no functions, at most two single-digit powers, no
-    long literals -- the fuzzing of the fallback found sympy hanging on anything bigger.
+    What a numeric task's answer may be when it is not a number: a single expression with a
+    square root, pi or one one-letter variable -- no words, no lists, no relations, no functions,
+    single-digit powers only -- within the one bound on what sympy sees (:func:`sympy_safe`).
     """
-    if len(answer) > MAX_FALLBACK_CHARS or _LONG_LITERAL.search(answer):
+    if not sympy_safe(answer):
         return False
     commands = _COMMAND.findall(answer)
     if any(command not in _SYMBOLIC_COMMANDS for command in commands):
@@ -664,52 +659,22 @@ def _fallback_allowed(answer: str) -> bool:
     plain = _COMMAND.sub(" ", answer)
     if re.search(r"[A-Za-z]{2,}|[,;!=<>&|%$'_]|\\\\", plain):
         return False
-    powers = answer.count("^")
-    if powers > _MAX_FALLBACK_POWERS or powers != len(_SAFE_POWER.findall(answer)):
+    if answer.count("^") != len(_SINGLE_DIGIT_POWER.findall(answer)):
         return False
     variables = set(re.findall(r"[A-Za-z]", plain))
     return len(variables) <= 1 and ("sqrt" in commands or "pi" in commands or bool(variables))
 
 
-def math_verify_timeout() -> int | None:
-    """math-verify's timeouts use SIGALRM, which only works on the main thread."""
-    return 1 if threading.current_thread() is threading.main_thread() else None
-
-
-def call_math_verify(function, *args, **kwargs):
-    """Call math-verify, turning every failure (its TimeoutException is a BaseException) into None."""
-    try:
-        return function(*args, **kwargs)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as error:  # noqa: BLE001 - math-verify may raise anything, timeouts included
-        _logger.debug("math-verify failed: %r", error)
-        return None
-
-
-@lru_cache(maxsize=4096)
 def _symbolic_parse(answer: str):
-    """math-verify's parse of a guarded answer, if it is a single sympy expression; else None."""
+    """math-verify's parse of a fallback-allowed answer, if it is a single sympy expression; else None."""
     if not _fallback_allowed(answer):
         return None
-    try:
-        import sympy
-        from math_verify import LatexExtractionConfig, parse
-    except ImportError:
+    parsed = verified_parse(answer)
+    if parsed is None:
         return None
-    timeout = math_verify_timeout()
-    if timeout is None:
-        for name in ("math_verify.parser", "math_verify.grader"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-    parsed = call_math_verify(
-        parse,
-        "\\boxed{" + answer + "}",
-        extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
-        parsing_timeout=timeout,
-    )
-    if not parsed or not isinstance(parsed[0], sympy.Expr):
-        return None
-    return parsed
+    import sympy  # heavy; verified_parse has loaded it by now
+
+    return parsed if isinstance(parsed[0], sympy.Expr) else None
 
 
 def _as_sympy(value: Fraction | str):
@@ -726,7 +691,7 @@ def _without_label(answer: str) -> str | None:
     if "=" not in answer:
         return answer
     left, right = answer.rsplit("=", 1)
-    cleaned_left = _clean_latex(left) if len(left) <= MAX_FALLBACK_CHARS else None
+    cleaned_left = _clean_latex(left) if len(left) <= MAX_SYMBOLIC_CHARS else None
     if cleaned_left is None or not all(_is_label(side) for side in cleaned_left.split("=")):
         return None
     return right
@@ -740,11 +705,7 @@ def _symbolic_equal(gold: Fraction | str, answer: Fraction | str) -> bool:
             return False
     answer_parsed = _as_sympy(answer)
     gold_parsed = None if answer_parsed is None else _as_sympy(gold)
-    if gold_parsed is None:
-        return False
-    from math_verify import verify
-
-    return bool(call_math_verify(verify, gold_parsed, answer_parsed, timeout_seconds=math_verify_timeout()))
+    return verified_equal(gold_parsed, answer_parsed)
 
 
 # --------------------------------------------------------------------------------------------
