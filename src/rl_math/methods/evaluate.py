@@ -26,9 +26,9 @@ from rl_math.eval.evaluate import (
 )
 from rl_math.eval.figures import plot_evaluation
 from rl_math.models import load_tokenizer
+from rl_math.rewards import reward_mix
 from rl_math.runtime import world_size_from_env
 from rl_math.sampling import SamplingSettings
-from rl_math.tasks.formats import default_reward_specs
 from rl_math.tasks.loading import load_prompt_dataset
 
 logger = logging.getLogger("rl_math.evaluate")
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = load_prompt_dataset(
         script_args, script_args.dataset_test_split, tokenizer, script_args.max_eval_samples, eval_args.seed
     )
-    specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+    specs = reward_mix(script_args.rewards, script_args.prompt_format)
     settings = eval_args.sampling()
     logger.info("%d questions x %d samples, %d model(s): %s", len(dataset), settings.num_samples, len(paths), ", ".join(names))
 

@@ -53,7 +53,7 @@ from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
 from rl_math.errors import ConfigError, is_credential
 from rl_math.eval.evaluate import evaluate_model, headline
 from rl_math.models import load_tokenizer, resolve_model
-from rl_math.rewards import build_rewards, reward_call, validate_reward_specs
+from rl_math.rewards import build_rewards, reward_call, reward_mix, validate_reward_specs
 from rl_math.runtime import world_size_from_env
 from rl_math.sampling import SamplingSettings, resolve_use_vllm, sample_dataset, stop_token_ids
 from rl_math.tasks.formats import default_reward_specs
@@ -628,7 +628,7 @@ DATACLASSES, argv, checks=CHECKS    )
     base_model = model_args.model_name_or_path
 
     filter_specs = validate_filter(ei_args.ei_filter or default_filter(script_args.prompt_format))
-    reward_specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+    reward_specs = reward_mix(script_args.rewards, script_args.prompt_format)
     resolved = to_yaml_dict(script_args, model_args, ei_args, training_args)
     resolved.update(ei_filter=filter_specs, rewards=reward_specs)
     saved = output_dir / RESOLVED_CONFIG_FILE

@@ -35,7 +35,7 @@ from rl_math.errors import ConfigError, nearest_key
 from rl_math.grading.batch import as_list, batch_texts, check_int, column, is_int, is_number, score_each, warn_once
 from rl_math.grading.grader import assistant_message, completion_text
 from rl_math.tasks import get_task
-from rl_math.tasks.formats import PROMPT_FORMATS
+from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
 
 __all__ = [
     "check_reward_columns",
@@ -51,6 +51,7 @@ __all__ = [
     "reward_call",
     "reward_name",
     "required_columns",
+    "reward_mix",
     "termination",
     "think_format",
     "validate_reward_specs",
@@ -593,6 +594,15 @@ def validate_reward_specs(specs: object, *, field: str = "rewards", bounds: bool
             "(TRL logs rewards by name, so they would collide)"
         )
     return normalised
+
+
+def reward_mix(specs: object, prompt_format: str) -> list[dict]:
+    """A run's reward mix: the YAML's `rewards` (checked), or, when it sets none, its format's default.
+
+    >>> [spec["name"] for spec in reward_mix(None, "boxed")]
+    ['correctness', 'boxed_format', 'termination']
+    """
+    return validate_reward_specs(specs) if specs else default_reward_specs(prompt_format)
 
 
 def _mix_entry(spec: Mapping, where: str, name: str) -> dict:
