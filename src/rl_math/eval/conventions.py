@@ -52,7 +52,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from rl_math.grading.grader import call_math_verify, completion_text, matching_brace, math_verify_timeout
+from rl_math.grading.answers import matching_brace
+from rl_math.grading.symbolic import call_math_verify, math_verify_timeout
+from rl_math.grading.text import completion_text
 from rl_math.tasks import get_task
 
 logger = logging.getLogger(__name__)

@@ -33,9 +33,9 @@ from rl_math.eval.protocols import (
     with_protocol_prompts,
 )
 from rl_math.models import load_tokenizer
+from rl_math.rewards import reward_mix
 from rl_math.runtime import world_size_from_env
 from rl_math.sampling import SamplingSettings
-from rl_math.tasks.formats import default_reward_specs
 from rl_math.tasks.loading import load_problems, load_prompt_dataset, task_name_for, task_of
 
 logger = logging.getLogger("rl_math.evaluate")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
         pool = load_problems(script_args.dataset_name, protocol.fewshot_split, script_args.dataset_config,
                              task_of(script_args)) if protocol.num_fewshot else None
         dataset = with_protocol_prompts(dataset, protocol, bool(eval_args.apply_chat_template), pool)
-    specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+    specs = reward_mix(script_args.rewards, script_args.prompt_format)
     settings = eval_args.sampling()
     logger.info("%d questions x %d samples, %d model(s): %s", len(dataset), settings.num_samples, len(paths), ", ".join(names))
 

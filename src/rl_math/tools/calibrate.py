@@ -37,9 +37,8 @@ from rl_math.errors import ConfigError
 from rl_math.eval.evaluate import score_generations
 from rl_math.methods import recipe_dataclasses
 from rl_math.models import load_tokenizer
-from rl_math.rewards import build_rewards
+from rl_math.rewards import build_rewards, reward_mix
 from rl_math.sampling import Generations, SamplingSettings, finish_completion, sample_dataset
-from rl_math.tasks.formats import default_reward_specs
 from rl_math.tasks.loading import load_prompt_dataset
 from rl_math.train.group_signal import group_signal
 
@@ -140,7 +139,7 @@ def calibrate(config: str, questions: int = 64, model: str | None = None, probe_
         at_limit.eos.append(ended)
         at_limit.truncated.append(truncated)
         at_limit.texts.append(tokenizer.decode(cut, skip_special_tokens=True))
-    specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+    specs = reward_mix(script_args.rewards, script_args.prompt_format)
     results = score_generations(sampled.prompts, sampled.golds, at_limit, prompt_format=script_args.prompt_format,
                                 reward_specs=specs, stop_ids=sampled.stop_ids, max_new_tokens=limit,
                                 task=sampled.task, with_conventions=False)
