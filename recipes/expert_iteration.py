@@ -11,6 +11,11 @@ rerunning the same command resumes after the last finished round. Filter and res
 
 from __future__ import annotations
 
+from rl_math.train.supervisor import run_under_supervisor
+
+if __name__ == "__main__":
+    run_under_supervisor()  # first, before the heavy imports: a hang gets its own exit status (train/supervisor.py)
+
 import logging
 import sys
 from pathlib import Path

@@ -11,6 +11,11 @@ alarm with action `stop` ended the run (`stop_reason` in final_metrics.json).
 
 from __future__ import annotations
 
+from rl_math.train.supervisor import run_under_supervisor
+
+if __name__ == "__main__":
+    run_under_supervisor()  # first, before the heavy imports: a hang gets its own exit status (train/supervisor.py)
+
 import logging
 import sys
 
@@ -42,6 +47,7 @@ from rl_math.train.lifecycle import (
     setup_logging,
 )
 from rl_math.train.preemption import PreemptionCallback
+from rl_math.train.watchdog import StepWatchdog
 
 logger = logging.getLogger("rl_math.grpo")
 
@@ -111,7 +117,10 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[preemption, *in_run_eval, *build_health_callback(health_args, reward_funcs)],
+        callbacks=[
+            StepWatchdog(script_args.step_timeout_s), preemption, *in_run_eval,
+            *build_health_callback(health_args, reward_funcs),
+        ],
     )
     for callback in in_run_eval:
         callback.attach(trainer)

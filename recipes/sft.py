@@ -12,6 +12,11 @@ output_dir and a merged full model in output_dir/merged (what vLLM, EI and GRPO 
 
 from __future__ import annotations
 
+from rl_math.train.supervisor import run_under_supervisor
+
+if __name__ == "__main__":
+    run_under_supervisor()  # first, before the heavy imports: a hang gets its own exit status (train/supervisor.py)
+
 import logging
 import sys
 from pathlib import Path
@@ -40,6 +45,7 @@ from rl_math.train.lifecycle import (
 )
 from rl_math.train.preemption import PreemptionCallback
 from rl_math.train.sft_data import drop_overlong, load_sft_dataset, supervised_text
+from rl_math.train.watchdog import StepWatchdog
 
 logger = logging.getLogger("rl_math.sft")
 MERGED_DIR = "merged"
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[preemption, *in_run_eval],
+        callbacks=[StepWatchdog(script_args.step_timeout_s), preemption, *in_run_eval],
     )
     for callback in in_run_eval:
         callback.attach(trainer)

@@ -143,8 +143,21 @@ class RecipeArguments:
             "null uses the prompt format's default mix."
         },
     )
+    step_timeout_s: float = dataclasses.field(
+        default=1800.0,
+        metadata={
+            "help": "Step watchdog of the training recipes: a run with no optimizer step, micro-step, log, save or "
+            "evaluation for this many seconds writes every thread's stack to the log and exits with status 4 "
+            "(stalled), which slurm/train.sbatch requeues. Half an hour outlasts a 7B GRPO step; 0 turns it off."
+        },
+    )
 
     def __post_init__(self) -> None:
+        if not isinstance(self.step_timeout_s, (int, float)) or not 0 <= self.step_timeout_s < float("inf"):
+            raise ConfigError(
+                f"step_timeout_s must be 0 (off) or a positive number of seconds, got {self.step_timeout_s!r}; "
+                "the default is 1800"
+            )
         from rl_math.tasks.formats import get_prompt_format
 
         try:

@@ -452,6 +452,7 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     )
     from rl_math.train.preemption import PreemptionCallback
     from rl_math.train.sft_data import drop_overlong, samples_to_sft
+    from rl_math.train.watchdog import StepWatchdog
 
     args = copy.deepcopy(ctx.training_args)
     args.output_dir = str(rdir / TRAIN_DIR)
@@ -467,7 +468,8 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     preemption = PreemptionCallback()
     trainer = SFTTrainer(
         model=resolve_model(start_model), args=args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=get_peft_config(ctx.model_args), callbacks=[preemption],
+        peft_config=get_peft_config(ctx.model_args),
+        callbacks=[StepWatchdog(ctx.script_args.step_timeout_s), preemption],
     )
     log_config_to_trackers(trainer, ctx.resolved_config)
     quiet_tied_weights_warning(trainer)
