@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_math.config import ConfigError, nearest_key
+from rl_math.versions import check_versions
 
 logger = logging.getLogger(__name__)
 
@@ -574,4 +575,4 @@ def check_trackers(values: dict[str, Any], explicit: set[str]) -> None:
 
 
 # The checks every recipe runs on its inputs (each looks only at the fields the recipe has).
-INPUT_CHECKS = (check_value_ranges, check_model_path, check_output_dir_writable, check_resume_path, check_trackers)
+INPUT_CHECKS = (check_versions, check_value_ranges, check_model_path, check_output_dir_writable, check_resume_path, check_trackers)
