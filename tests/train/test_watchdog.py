@@ -128,3 +128,24 @@ def test_a_stuck_grpo_step_ends_the_run_with_stacks_and_status_stalled(tmp_path)
     assert "isolation.py" in result.stderr  # the main thread's stack shows where it waits: the reward
     waited = float(re.search(r"no training progress for (\d+) s", result.stderr).group(1))
     assert step_timeout_s <= waited <= step_timeout_s + 30
+
+
+def test_a_training_that_raises_leaves_no_timer_armed():
+    """on_train_end is not called when train() raises; a live exit=True timer would later kill the process."""
+    from rl_math.train import lifecycle, watchdog
+
+    class Trainer:
+        args = type("Args", (), {"output_dir": "."})()
+
+        def add_callback(self, callback):
+            pass
+
+        callback_handler = type("Handler", (), {"callbacks": []})()
+
+        def train(self, resume_from_checkpoint=None):
+            watchdog.arm(1800)
+            raise ValueError("a failing step")
+
+    with pytest.raises(ValueError):
+        lifecycle.run_training(Trainer(), None)
+    assert watchdog._Armed.timeout_s == 0
