@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from rl_math import preflight, versions
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 
 TESTED = {"trl": "1.16.0", "transformers": "5.23.0", "accelerate": "1.15.0", "deepspeed": "0.19.8", "vllm": None}
 

@@ -26,7 +26,7 @@ from importlib import metadata
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
