@@ -101,7 +101,8 @@ def test_after_a_preemption_signal_progress_no_longer_postpones_the_deadline():
 
 @pytest.mark.parametrize("value", [-1, "-5", float("nan")])
 def test_a_negative_step_timeout_is_one_sentence(value, tmp_path):
-    from rl_math.config import ConfigError, RecipeArguments
+    from rl_math.config import RecipeArguments
+    from rl_math.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"step_timeout_s must be 0 \(off\) or a positive number of seconds"):
         RecipeArguments(step_timeout_s=float(value))
@@ -115,14 +116,15 @@ def test_the_supervisor_reads_the_heartbeat_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_stuck_grpo_step_ends_the_run_with_stacks_and_status_stalled(tmp_path):
-    """The tiny model's GRPO run, its reward stuck: stacks in the log and status 4 within step_timeout_s + 30 s."""
-    config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+@pytest.mark.parametrize("recipe, config_name", [("grpo", "smoke.yaml"), ("rloo", "smoke_rloo.yaml")])
+def test_a_stuck_step_ends_the_run_with_stacks_and_status_stalled(recipe, config_name, tmp_path):
+    """The tiny model's GRPO (and RLOO) run, its reward stuck: stacks in the log and status 4 within step_timeout_s + 30 s."""
+    config = yaml.safe_load((REPO_ROOT / "configs" / config_name).read_text())
     config.update(output_dir=str(tmp_path / "run"), max_steps=3, eval_accuracy_steps=0, save_strategy="no",
                   rewards=[{"name": "correctness"}, {"name": "broken_rewards:hanging_reward", "timeout": 1000}])
     (tmp_path / "stuck.yaml").write_text(yaml.safe_dump(config))
     step_timeout_s = 15
-    result = run_recipe("grpo", str(tmp_path / "stuck.yaml"), "--step_timeout_s", str(step_timeout_s), timeout=300)
+    result = run_recipe(recipe, str(tmp_path / "stuck.yaml"), "--step_timeout_s", str(step_timeout_s), timeout=300)
     assert result.returncode == STALLED, result.stderr[-3000:]
     assert f"Timeout (0:00:{step_timeout_s})!" in result.stderr
     assert "isolation.py" in result.stderr  # the main thread's stack shows where it waits: the reward
