@@ -76,9 +76,12 @@ def test_sft_trains_under_deepspeed(stage, tmp_path_factory, tiny_model_path):
 
 
 # Public reports show ZeRO-2 and DDP numerics drifting apart; on the tiny model, in fp32, the three
-# must agree to float32 rounding of differently ordered reductions.
+# must agree to float32 rounding of differently ordered reductions. Measured (2-core CPU, 2 steps):
+# GRPO losses identical, weights within 1.2e-7 (ZeRO-3); SFT losses within 7.9e-8 relative, weights
+# within 3.9e-8 (ZeRO-2) and 5.6e-6 (ZeRO-3, its partitioned fp32 update). A drift as reported
+# (a wrong reduction or clipping) moves the weights by a learning-rate-sized step: ~1e-4 here.
 LOSS_RTOL = 1e-4
-WEIGHT_ATOL = 1e-5
+WEIGHT_ATOL = 2e-5
 
 
 @pytest.mark.parametrize("recipe", ["grpo", "sft"])
@@ -91,4 +94,7 @@ def test_ddp_zero2_and_zero3_train_the_same_model(recipe, tmp_path_factory):
     for stage in ("zero2", "zero3"):
         assert losses[stage] == pytest.approx(losses["ddp"], rel=LOSS_RTOL, abs=1e-6), stage
         drift = max(float((weights[stage][k] - weights["ddp"][k]).abs().max()) for k in weights["ddp"])
+        loss_diff = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses[stage], losses["ddp"]))
+        print(f"parity {recipe} {stage} vs ddp: losses {losses[stage]} vs {losses['ddp']} (rel {loss_diff:.1e}), "
+              f"weights max |diff| {drift:.1e}")  # shown with -s: the measured margin under the tolerances
         assert drift <= WEIGHT_ATOL, f"{stage}: weights differ from DDP's by up to {drift:.2e}"

@@ -5,7 +5,9 @@ and the requeue are SLURM's own: the smoke GRPO run is preempted (SIGUSR1 to the
 at a time limit), checkpoints, is requeued and resumes to the end; a run whose step hangs is
 ended by the watchdog (status 4) and requeued a bounded number of times. The cluster's
 credential lifetime is 10 s (tests/slurm_cluster.sh), so a requeued job restarts in ~12 s
-instead of SLURM's default ~2-3 min.
+instead of SLURM's default ~2-3 min. Both tests together take ~4 min on a shared 2-core CPU
+machine (preempt/requeue/resume 113 s, stall requeue 119 s, cluster start 1.3 s); without
+slurm-wlm or root they skip and say why.
 """
 
 from __future__ import annotations
