@@ -158,13 +158,14 @@ def test_a_killed_run_resumes_on_the_surviving_sampler_to_the_uninterrupted_weig
     out = tmp_path / "killed"
     log = (tmp_path / "killed.log").open("w")
     trainer = subprocess.Popen([sys.executable, str(REPO_ROOT / "recipes" / "grpo.py"), config], cwd=REPO_ROOT,
-                               env=offline_env(STALL_FROM_STEP="2"), stdout=log, stderr=subprocess.STDOUT)
+                               env=offline_env(STALL_FROM_STEP="2"), stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # its own group: the supervisor and the trainer die together
     marker = out / "checkpoint-2" / "rl_math_checkpoint_complete.json"
     deadline = time.monotonic() + 300
     while not marker.exists() and trainer.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert marker.exists(), (tmp_path / "killed.log").read_text()[-3000:]
-    trainer.kill()  # SIGKILL while step 3 is stalled: nothing of it is saved
+    os.killpg(trainer.pid, signal.SIGKILL)  # while step 3 is stalled: nothing of it is saved (the sampler has its own)
     trainer.wait()
     sampler_pid = json.loads((out / SAMPLER_DIR / "address.json").read_text())["pid"]
     os.kill(sampler_pid, 0)  # the sampler outlived its trainer

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     )
     reward_funcs = online_rewards(session, train_dataset)
     # the module's GRPOTrainer name is the base (the recipe-overhead benchmark instruments it)
-    trainer = async_trainer_class(async_args, grpo_trainer_class(sampling_args, GRPOTrainer))(
+    trainer = async_trainer_class(async_args, grpo_trainer_class(sampling_args, GRPOTrainer), script_args.step_timeout_s)(
         model=session.model_path,
         reward_funcs=reward_funcs,
         args=training_args,

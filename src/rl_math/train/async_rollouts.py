@@ -43,7 +43,8 @@ advantage, which for every loss TRL's ``_compute_loss`` computes from the advant
 (grpo, bnpo, dr_grpo, dapo, luspo, cispo, sapo) is the same as multiplying the per-token loss,
 what TRL's vLLM path does; vespo is refused.
 
-**Failures.** Rank 0 waits at most ``step_timeout_s`` for a rollout; a sampler that died or sent an
+**Failures.** Rank 0 waits at most ``step_timeout_s`` (the recipe's, shared with the step watchdog of
+:mod:`rl_math.train.watchdog`) for a rollout; a sampler that died or sent an
 error ends the run at once, every rank with exit status ``exit_status.STALLED`` and one sentence.
 
 **Resume.** A checkpoint also stores the rollouts already submitted for the steps after it
@@ -110,11 +111,6 @@ class AsyncGenerationArguments:
         default="transformers",
         metadata={"help": "The sampler's generator: transformers (tested) or vllm (GPU; a sketch, untested)."},
     )
-    step_timeout_s: float = dataclasses.field(
-        default=1800.0,
-        metadata={"help": "Seconds to wait for the sampler's next rollout before stopping with exit status 4 "
-                          "(0: wait forever)."},
-    )
 
     def __post_init__(self) -> None:
         if self.max_staleness < 0:
@@ -123,8 +119,6 @@ class AsyncGenerationArguments:
             raise ConfigError(
                 f"async_sampler_backend {self.async_sampler_backend!r} is not one of {sorted(sampler.BACKENDS)}"
             )
-        if self.step_timeout_s < 0:
-            raise ConfigError(f"step_timeout_s must be 0 (off) or more, got {self.step_timeout_s:g}")
 
 
 def check_async_generation(values: dict[str, Any], explicit: set[str]) -> None:
@@ -389,9 +383,11 @@ def _alive(pid: int) -> bool:
 class AsyncRolloutsMixin:
     """Makes a GRPOTrainer (sub)class train on rollouts from a sampler process; put it before the trainer class."""
 
-    def __init__(self, *args, async_args: AsyncGenerationArguments | None = None, **kwargs) -> None:
+    def __init__(self, *args, async_args: AsyncGenerationArguments | None = None, step_timeout_s: float = 1800.0,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.async_args = async_args or AsyncGenerationArguments(async_generation=True)
+        self.step_timeout_s = step_timeout_s  # the recipe's one timeout (RecipeArguments), the step watchdog's too
         self._sampler: SamplerClient | None = None
         self._pending: collections.deque = collections.deque()  # (round, optimizer step that trains on it)
         self._restored: set[int] = set()  # rounds a resumed run took from its checkpoint, not to submit again
@@ -425,7 +421,7 @@ class AsyncRolloutsMixin:
         folder = os.path.join(self.args.output_dir, SAMPLER_DIR)
         self._record_path = Path(self.args.output_dir) / RECORD_FILE
         if self._is_main:
-            self._sampler = SamplerClient(folder, self.async_args.step_timeout_s,
+            self._sampler = SamplerClient(folder, self.step_timeout_s,
                                           self.async_args.async_sampler_address, self.async_args.async_sampler_backend)
             config_dir = os.path.join(folder, "model_config")
             self.accelerator.unwrap_model(self.model).config.save_pretrained(config_dir)
@@ -647,8 +643,11 @@ class AsyncGRPOTrainer(AsyncRolloutsMixin, GRPOTrainer):
     """TRL's GRPOTrainer with generation in a sampler process."""
 
 
-def async_trainer_class(args: AsyncGenerationArguments, base):
+def async_trainer_class(args: AsyncGenerationArguments, base, step_timeout_s: float = 1800.0):
     """`base` (a GRPOTrainer class or a partial of one) with async generation when ``async_generation`` is on.
+
+    `step_timeout_s` is the recipe's (RecipeArguments, shared with the step watchdog): how long rank 0
+    waits for a rollout before the run stops with status 4.
 
     >>> async_trainer_class(AsyncGenerationArguments(), GRPOTrainer) is GRPOTrainer
     True
@@ -660,4 +659,4 @@ def async_trainer_class(args: AsyncGenerationArguments, base):
     cls = base.func if isinstance(base, functools.partial) else base
     keywords = base.keywords if isinstance(base, functools.partial) else {}
     trainer = type(cls.__name__, (AsyncRolloutsMixin, cls), {})
-    return functools.partial(trainer, async_args=args, **keywords)
+    return functools.partial(trainer, async_args=args, step_timeout_s=step_timeout_s, **keywords)

@@ -17,6 +17,7 @@ import yaml
 from transformers import TrainerCallback
 
 from rl_math.runtime import is_embedded_model, world_size_from_env
+from rl_math.train import watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,8 @@ def run_training(trainer, checkpoint: str | None) -> dict[str, Any]:
         if _disk_full(err, trainer.args.output_dir):
             raise DiskFullError(trainer.args.output_dir, err) from err
         raise
+    finally:
+        watchdog.disarm()  # on_train_end is not called when training raises: no timer may outlive train()
 
 
 class DiskFullError(OSError):
