@@ -48,6 +48,8 @@ from typing import Any
 
 import yaml
 
+from rl_math.field_checks import field_problem
+
 logger = logging.getLogger(__name__)
 
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -631,6 +633,8 @@ def parse_config(
     values = vars(namespace)
     explicit = set(yaml_values) | _flags_given(plain_args, fields)
 
+    if (problem := field_problem(values, dataclass_types)) is not None:  # ranges and choices, before any check uses them
+        raise ConfigError(problem)
     for check in checks:
         check(values, explicit)
     _move_credentials_to_env(values)

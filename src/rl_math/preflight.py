@@ -364,36 +364,8 @@ def warn_pure_bf16_training(values: dict[str, Any], explicit: set[str]) -> None:
 # --------------------------------------------------------------------------------------------
 # Values, paths, trackers: every input mistake is one sentence before any model loads
 
-# Fields that, when set, must be at least 1, and what null (or leaving them out) means instead.
-_AT_LEAST_ONE = {
-    "max_completion_length": "the completion needs room for at least one token",
-    "max_prompt_tokens": "null keeps every prompt",
-    "max_train_samples": "null uses the whole split",
-    "max_eval_samples": "null uses the whole split",
-    "max_length": "null keeps every row",
-}
-
-
-def check_value_ranges(values: dict[str, Any], explicit: set[str]) -> None:
-    """Numbers that no run can use, named with the range they need (for the fields this recipe has)."""
-    for name, meaning in _AT_LEAST_ONE.items():
-        value = values.get(name)
-        if value is not None and value < 1:
-            raise ConfigError(f"{name} is {value}; set it to at least 1 ({meaning})")
-    if values.get("logging_steps") is not None and values["logging_steps"] <= 0:
-        raise ConfigError(
-            f"logging_steps is {values['logging_steps']}; log every N >= 1 steps (or give a fraction of the run below 1)"
-        )
-    if values.get("learning_rate") is not None and values["learning_rate"] < 0:
-        raise ConfigError(f"learning_rate is {values['learning_rate']:g}; a learning rate is positive, e.g. 1e-6")
-
-
 def check_grpo_sampling(values: dict[str, Any], explicit: set[str]) -> None:
-    """GRPO samples its groups: a temperature of 0 would make every completion of a group the same."""
-    if values["temperature"] <= 0:
-        raise ConfigError(
-            f"temperature is {values['temperature']:g}; GRPO samples each group, so it must be above 0 (1.0 is usual)"
-        )
+    """GRPO's sampling settings as the sampler checks them (temperature's range: rl_math.field_checks)."""
     from rl_math.train.generation import check_sampling
 
     try:
@@ -574,4 +546,4 @@ def check_trackers(values: dict[str, Any], explicit: set[str]) -> None:
 
 
 # The checks every recipe runs on its inputs (each looks only at the fields the recipe has).
-INPUT_CHECKS = (check_value_ranges, check_model_path, check_output_dir_writable, check_resume_path, check_trackers)
+INPUT_CHECKS = (check_model_path, check_output_dir_writable, check_resume_path, check_trackers)
