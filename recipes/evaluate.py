@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 
-from rl_math import preflight
+from rl_math import preflight, run_checks
 from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.eval.evaluate import (
     FIGURE_FILE,
@@ -50,7 +50,8 @@ def check_eval_args(values: dict, explicit: set[str]) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parsed = parse_config(
-        [RecipeArguments, EvalArguments], argv, checks=[check_eval_args, preflight.check_vllm, *preflight.INPUT_CHECKS]
+        [RecipeArguments, EvalArguments], argv, checks=[check_eval_args, preflight.check_vllm, *preflight.INPUT_CHECKS,
+                                             run_checks.ownership_check("evaluate"), run_checks.ownership_record("evaluate")]
     )
     script_args, eval_args = parsed.instances
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",

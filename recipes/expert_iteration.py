@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from trl import ModelConfig, SFTConfig
 
-from rl_math import preflight
+from rl_math import preflight, run_checks
 from rl_math.config import ConfigError, RecipeArguments, exit_on_config_error, parse_config, to_yaml_dict
 from rl_math.tasks.formats import default_reward_specs
 from rl_math.tasks.loading import load_prompt_dataset
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             preflight.warn_pure_bf16_training,
             check_ei,
             *preflight.INPUT_CHECKS,
+            run_checks.ownership_check("expert_iteration"),
+            run_checks.ownership_record("expert_iteration"),
         ],
     )
     script_args, training_args, model_args, ei_args = parsed.instances

@@ -16,7 +16,7 @@ import sys
 
 from trl import GRPOTrainer, get_peft_config
 
-from rl_math import preflight
+from rl_math import preflight, run_checks
 from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
 from rl_math.eval.in_run import build_in_run_eval, load_best_model
 from rl_math.rewards import build_rewards, reward_name
@@ -59,11 +59,15 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
             preflight.check_checkpoints_at_generation_boundaries,
             preflight.check_vllm,
             preflight.check_no_reward_weights,
+            run_checks.check_some_reward_weight,
+            run_checks.check_grpo_data_fills_a_step,
             preflight.warn_negative_correctness,
             preflight.warn_pure_bf16_training,
             preflight.check_grpo_sampling,
             *preflight.INPUT_CHECKS,
+            run_checks.ownership_check("grpo"),  # another recipe's or another run's output_dir
             preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
+            run_checks.ownership_record("grpo"),
             preflight.init_cpu_process_group,
         ],
     )
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
     train_dataset = load_prompt_dataset(
         script_args, script_args.dataset_train_split, tokenizer, script_args.max_train_samples, training_args.seed
     )
+    run_checks.check_dataset_fills_a_step(len(train_dataset), training_args)  # else 0 steps, exit 0
     specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
     reward_funcs, reward_weights = build_rewards(
         specs,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from trl import SFTTrainer, get_peft_config
 
-from rl_math import preflight
+from rl_math import preflight, run_checks
 from rl_math.config import exit_on_config_error, parse_config, recipe_dataclasses, to_yaml_dict
 from rl_math.eval.in_run import build_in_run_eval, load_best_model
 from rl_math.tasks.formats import default_reward_specs
@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
             preflight.check_stale_build_locks,
             preflight.warn_pure_bf16_training,
             *preflight.INPUT_CHECKS,
+            run_checks.ownership_check("sft"),  # another recipe's or another run's output_dir
             preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
+            run_checks.ownership_record("sft"),
             preflight.init_cpu_process_group,
         ],
     )
