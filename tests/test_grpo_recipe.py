@@ -31,6 +31,21 @@ def test_smoke_run_shows_progress_and_reward_metrics(smoke_run):
     assert metric_series(out, "rewards/termination/mean")
 
 
+def test_rl_math_samples_reads_the_smoke_runs_completions(smoke_run, capsys):
+    from rl_math.cli import main
+
+    out, _ = smoke_run
+    assert main(["samples", str(out)]) == 0
+    assert "step 4" in capsys.readouterr().out
+
+
+def test_the_smoke_config_raises_no_alarm_that_a_random_model_always_earns():
+    from rl_math.config import parse_config, recipe_dataclasses
+
+    health = parse_config(recipe_dataclasses("grpo"), [SMOKE]).instances[3]
+    assert health.action_for("shape_only") == "off" and health.action_for("reward_trap") != "off"
+
+
 def test_smoke_run_writes_checkpoints(smoke_run):
     out, _ = smoke_run
     assert (out / "checkpoint-2" / "model.safetensors").is_file()
