@@ -10,7 +10,12 @@ import yaml
 from recipe_runs import run_recipe
 
 from rl_math import run_checks
-from rl_math.config import ConfigError, parse_config, recipe_dataclasses
+from rl_math.config import parse_config
+from rl_math.errors import ConfigError
+from rl_math.methods import available_methods, get_method, recipe_dataclasses
+
+SMOKE = {"grpo": "configs/smoke.yaml", "rloo": "configs/smoke_rloo.yaml", "sft": "configs/sft_smoke.yaml",
+         "expert_iteration": "configs/ei_smoke.yaml", "evaluate": "configs/eval_smoke.yaml"}
 
 
 def _parse(recipe: str, config: str, *args: str, checks=()):
@@ -23,7 +28,7 @@ def _parse(recipe: str, config: str, *args: str, checks=()):
 def test_grpo_with_fewer_prompts_than_one_step_exits_2_before_the_model_loads(tmp_path):
     result = run_recipe("grpo", "configs/smoke.yaml", "--max_train_samples", "1", "--output_dir", str(tmp_path / "run"))
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "max_train_samples 1 holds 1 prompt(s) but one GRPO step needs 2" in result.stderr
+    assert "max_train_samples 1 holds 1 prompt(s) but one step needs 2" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run" / "model.safetensors").exists()
 
 
@@ -33,6 +38,20 @@ def test_a_training_set_smaller_than_one_step_after_loading_is_refused():
     run_checks.check_dataset_fills_a_step(4, args)  # 16 completions / 4 per prompt = 4 prompts
     with pytest.raises(ConfigError, match="the training set holds 3 prompt.* needs 4 .* train 0 steps"):
         run_checks.check_dataset_fills_a_step(3, args)
+
+
+def _before_output_dir(method: str) -> list:
+    """The method's checks that look at the values only (not output_dir, not the process group)."""
+    return [c for c in get_method(method).CHECKS if "output_dir" not in c.__name__ and "process_group" not in c.__name__]
+
+
+@pytest.mark.parametrize("method", ["grpo", "rloo"])
+def test_every_online_rl_method_refuses_what_cannot_train(method):
+    with pytest.raises(ConfigError, match="every reward has weight 0"):
+        _parse(method, SMOKE[method], "--rewards", '[{name: correctness, weight: 0}]',
+               checks=_before_output_dir(method))
+    with pytest.raises(ConfigError, match="max_train_samples 1 holds 1 prompt"):
+        _parse(method, SMOKE[method], "--max_train_samples", "1", checks=_before_output_dir(method))
 
 
 def test_all_reward_weights_zero_is_refused():
@@ -83,6 +102,21 @@ def test_a_resume_that_trains_something_else_names_the_fields_but_max_steps_may_
                "--dataset_name", "rl-math:arithmetic?operations=add", checks=check)
     _parse("grpo", "configs/smoke.yaml", "--output_dir", str(tmp_path), "--overwrite_output_dir", "true",
            "--dataset_name", "rl-math:arithmetic?operations=add", checks=check)  # replacing it is asked for
+
+
+@pytest.mark.parametrize("method", available_methods())
+def test_every_method_refuses_another_recipes_output_dir(tmp_path, method):
+    other = "sft" if method != "sft" else "grpo"
+    _claim(other, SMOKE[other], tmp_path)
+    with pytest.raises(ConfigError, match=f"holds a {other} run, and this {method} run would resume or overwrite it"):
+        parse_config(recipe_dataclasses(method), [SMOKE[method], "--output_dir", str(tmp_path)],
+                     checks=get_method(method).CHECKS)
+
+
+def test_an_rloo_run_from_before_the_owner_record_is_told_from_grpo(tmp_path):
+    saved = yaml.safe_load(open("configs/smoke_rloo.yaml")) | {"num_generations": 4, "reward_clip_range": None}
+    (tmp_path / "rl_math_config.yaml").write_text(yaml.safe_dump(saved))
+    assert run_checks.recorded_owner(tmp_path)[0] == "rloo"
 
 
 def test_the_owner_record_names_the_recipe_and_what_is_trained(tmp_path):

@@ -23,7 +23,6 @@ True
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import logging
 import math
@@ -33,20 +32,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rl_math.errors import ConfigError, nearest_key
+
 logger = logging.getLogger(__name__)
 
 
-class FieldProblem(ValueError):
-    """A field's value that no run can use; `rl_math.config.parse_config` raises it as a ConfigError.
+class FieldProblem(ConfigError):
+    """A field's value that no run can use: one sentence, exit 2 (`rl_math.config.parse_config` raises it)."""
 
-    (This module imports nothing of rl-math, so that config.py can call it without a cycle.)
-    """
-
-
-def _nearest(name: str, candidates) -> str | None:
-    """`rl_math.config.nearest_key`'s matcher (same cutoff), which this module cannot import."""
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 _INTERVAL = re.compile(r"^([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])$")
 
@@ -226,7 +219,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "GRPOConfig.scale_rewards": ("group", "batch", "none", "true", "false"),
     "GRPOConfig.multi_objective_aggregation": ("sum_then_normalize", "normalize_then_sum"),
     "GRPOConfig.include_num_input_tokens_seen": ("all", "non_padding", "no", "true", "false"),
+    "GRPOConfig.vllm_importance_sampling_mode": ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),
     "SFTConfig.include_num_input_tokens_seen": ("all", "non_padding", "no", "true", "false"),
+    "RLOOConfig.include_num_input_tokens_seen": ("all", "non_padding", "no", "true", "false"),
+    "RLOOConfig.vllm_mode": ("server", "colocate"),
+    "RLOOConfig.vllm_model_impl": ("transformers", "vllm"),
 }
 
 
@@ -269,7 +266,7 @@ def check_fields(values: dict[str, Any], dataclass_types: Sequence[type]) -> Non
                 raise FieldProblem(problem)
             choices = _choices(field, owner)
             if choices and value is not None and not isinstance(value, bool) and str(value) not in map(str, choices):
-                hint = _nearest(str(value), [str(c) for c in choices])
+                hint = nearest_key(str(value), [str(c) for c in choices])
                 raise FieldProblem(
                     f"{field.name} is {value!r}; allowed: {', '.join(map(str, choices))}"
                     + (f"; did you mean {hint!r}?" if hint else "")
@@ -315,7 +312,7 @@ def check_deepspeed_config(config: str | os.PathLike | dict) -> None:
     known = _deepspeed_top_level_keys()
     for key in data:
         if key not in known:
-            hint = _nearest(key, known)
+            hint = nearest_key(key, known)
             raise FieldProblem(f"{source} has an unknown key {key!r}" + (f"; did you mean {hint!r}?" if hint else "")
                               + " (DeepSpeed would ignore it silently)")
     zero = data.get("zero_optimization")

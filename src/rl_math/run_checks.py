@@ -23,10 +23,12 @@ from typing import Any
 
 import yaml
 
-from rl_math.config import ConfigError
-from rl_math.preflight import generation_batch, world_size_from_env
+from rl_math.errors import ConfigError
+from rl_math.eval.evaluate import METRICS_FILE
 from rl_math.rewards import validate_reward_specs
+from rl_math.runtime import generation_batch, world_size_from_env
 from rl_math.tasks.formats import default_reward_specs
+from rl_math.train.lifecycle import RESOLVED_CONFIG_FILE, RESUME_FRESH_WORDS, RESUME_LAST_WORDS
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,6 @@ IDENTITY_FIELDS = (
     "prompt_format", "system_prompt", "max_train_samples", "rewards", "use_peft", "lora_r", "lora_alpha",
     "lora_target_modules", "loss_type",
 )
-_RESOLVED_CONFIG_FILE = "rl_math_config.yaml"  # rl_math.train.lifecycle.RESOLVED_CONFIG_FILE
-_EVALUATION_FILE = "metrics.json"  # rl_math.eval.evaluate writes it with completions.jsonl
-_RESUME_FRESH = ("false", "no", "0", "")  # rl_math.train.lifecycle.RESUME_FRESH_WORDS
-_RESUME_LAST = ("true", "yes", "1", "auto", "last")
 
 
 # --------------------------------------------------------------------------------------------
@@ -48,20 +46,20 @@ _RESUME_LAST = ("true", "yes", "1", "auto", "last")
 
 
 def check_some_reward_weight(values: dict[str, Any], explicit: set[str]) -> None:
-    """All reward weights 0 gives every completion the same reward: GRPO would learn nothing."""
+    """All reward weights 0 gives every completion the same reward: GRPO or RLOO would learn nothing."""
     specs = values.get("rewards")
     if not specs:
         return  # null: the prompt format's default mix
     weights = [spec.get("weight", 1.0) if isinstance(spec, dict) else 1.0 for spec in specs]
     if all(weight == 0 for weight in weights):
         raise ConfigError(
-            "every reward has weight 0, so every completion gets the same reward and GRPO learns nothing; "
+            "every reward has weight 0, so every completion gets the same reward and the run learns nothing; "
             "give at least one reward (e.g. correctness) a non-zero weight"
         )
 
 
 def prompts_per_generation(values: dict[str, Any], world_size: int) -> int:
-    """Distinct prompts GRPO takes for one generation (all of one optimizer step's, at least).
+    """Distinct prompts GRPO (or RLOO) takes for one generation (all of one optimizer step's, at least).
 
     >>> prompts_per_generation({"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
     ...                         "num_generations": 4}, world_size=1)
@@ -74,7 +72,7 @@ def prompts_per_generation(values: dict[str, Any], world_size: int) -> int:
 
 def _too_little_data(rows: int, needed: int, what: str) -> str:
     return (
-        f"{what} holds {rows} prompt(s) but one GRPO step needs {needed} (the generation batch / num_generations), "
+        f"{what} holds {rows} prompt(s) but one step needs {needed} (the generation batch / num_generations), "
         "so it would train 0 steps and save the untrained model; use more data (max_train_samples of at least "
         f"{needed}, or null) or a smaller per_device_train_batch_size"
     )
@@ -129,11 +127,12 @@ def recorded_owner(folder: str | os.PathLike) -> tuple[str | None, dict[str, Any
             return data.get("recipe"), data.get("identity") or {}
         except ValueError:
             return None, {}
-    if (root / _RESOLVED_CONFIG_FILE).is_file():
-        saved = yaml.safe_load((root / _RESOLVED_CONFIG_FILE).read_text()) or {}
-        recipe = "grpo" if "num_generations" in saved else "expert_iteration" if "ei_rounds" in saved else "sft"
+    if (root / RESOLVED_CONFIG_FILE).is_file():
+        saved = yaml.safe_load((root / RESOLVED_CONFIG_FILE).read_text()) or {}
+        recipe = ("rloo" if "reward_clip_range" in saved else "grpo" if "num_generations" in saved
+                  else "expert_iteration" if "ei_rounds" in saved else "sft")
         return recipe, _identity(saved)
-    if (root / _EVALUATION_FILE).is_file():
+    if (root / METRICS_FILE).is_file():
         return "evaluate", {}
     return None, {}
 
@@ -177,11 +176,11 @@ def ownership_check(recipe: str) -> Callable[[dict[str, Any], set[str]], None]:
         if not output_dir or values.get("overwrite_output_dir"):
             return
         resume = values.get("resume_from_checkpoint")
-        if resume is not None and str(resume).lower() not in _RESUME_FRESH + _RESUME_LAST:
+        if resume is not None and str(resume).lower() not in RESUME_FRESH_WORDS + RESUME_LAST_WORDS:
             _refuse_foreign(str(Path(resume).parent), recipe, values, "resume from")  # a checkpoint-N path
-        if recipe == "evaluate" and (Path(output_dir) / _EVALUATION_FILE).is_file():
+        if recipe == "evaluate" and (Path(output_dir) / METRICS_FILE).is_file():
             raise ConfigError(
-                f"output_dir {output_dir} already holds an evaluation ({_EVALUATION_FILE}); give another --output_dir, "
+                f"output_dir {output_dir} already holds an evaluation ({METRICS_FILE}); give another --output_dir, "
                 "or --overwrite_output_dir true to replace it"
             )
         _refuse_foreign(output_dir, recipe, values, "resume or overwrite")

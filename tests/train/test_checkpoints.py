@@ -11,7 +11,7 @@ import json
 import pytest
 from train.test_lifecycle import _trainer
 
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 from rl_math.train.checkpoints import CHECKPOINT_COMPLETE_FILE, checkpoint_problem
 from rl_math.train.lifecycle import last_checkpoint, resolve_resume, run_training
 
