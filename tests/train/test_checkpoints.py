@@ -72,3 +72,26 @@ def test_rotation_still_keeps_save_total_limit(tmp_path):
     assert checkpoint_problem(tmp_path / "checkpoint-6") is None
     marker = json.loads((tmp_path / "checkpoint-6" / CHECKPOINT_COMPLETE_FILE).read_text())
     assert all(len(entry["xxh3_64"]) == 16 for entry in marker["files"].values())
+
+
+def test_every_file_and_the_marker_reach_the_disk_before_an_older_checkpoint_is_deleted(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from rl_math.train import checkpoints
+
+    events = []
+    fsync = os.fsync
+    monkeypatch.setattr(checkpoints.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                             fsync(fd)))
+    rmtree = shutil.rmtree
+    monkeypatch.setattr(shutil, "rmtree", lambda path, *a, **k: (events.append(("delete", str(path))), rmtree(path, *a, **k)))
+    trainer = _trainer(tmp_path, max_steps=4, save_steps=2)
+    trainer.args.save_total_limit = 1
+    run_training(trainer, None)
+    deleted = events.index(("delete", str(tmp_path / "checkpoint-2")))
+    synced = {path for kind, path in events[:deleted] if kind == "fsync"}
+    new = tmp_path / "checkpoint-4"
+    files = {str(f) for f in new.rglob("*") if f.is_file() and f.name != CHECKPOINT_COMPLETE_FILE}
+    assert files and files <= synced  # every weight, optimizer and state file
+    assert {str(new / f".{CHECKPOINT_COMPLETE_FILE}.tmp"), str(new)} <= synced  # the marker, then its rename

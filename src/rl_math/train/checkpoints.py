@@ -5,10 +5,13 @@ digest go into `rl_math_checkpoint_complete.json`, itself written atomically and
 then are older checkpoints rotated away (the Trainer rotates inside its own save, before any
 callback could mark the new one: a kill during the save of the only kept checkpoint lost the run).
 
-Why xxh3-64: measured on this project's 2-core CPU machine (512 MiB file in the page cache right
-after writing it, best of 3): xxh3-64 over an mmap hashes ~29 GB/s, zlib.crc32 ~4 GB/s, while
-writing and fsyncing the same bytes runs at ~0.34 GB/s. The digest adds ~1 % to a save
-(crc32 would add ~8.5 %). It detects corruption and truncation, not tampering.
+Why xxh3-64, and its cost (`benchmarks/checkpoint_checksum.py`, this project's shared 2-core CPU
+VM, 537 MB of float32 weights, best of 3, 2026-12-07): saving them (safetensors + fsync) took
+3.66 s (147 MB/s); the xxh3-64 digest right after, from the page cache as `mark_complete` reads
+it, 0.066 s (8.1 GB/s, 1.8 % of the save); zlib.crc32 0.53 s (1.0 GB/s, 14 %). From a cold cache
+(a checkpoint larger than RAM) the digest reads the disk: 0.44 s (1.2 GB/s, 12 % of the save).
+A 7B ZeRO-3 checkpoint (~100 GB) hashed on one process: ~12 s from the page cache, or the
+disk's read time when it no longer fits there. It detects corruption and truncation, not tampering.
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp()) / "checkpoint-3"
