@@ -92,6 +92,10 @@ def similar_paths(path: Path) -> str:
     return f" (did you mean {str(parent / nearest)!r}?)" if nearest else ""
 
 
+# Any of these makes a folder's tokenizer loadable (fast, sentencepiece or BPE vocab files).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 def model_source_problem(name: str, revision: str | None = None) -> str | None:
     """Why `model_name_or_path` cannot be loaded, as a sentence with the fix; None when it can (or may)."""
 
@@ -105,6 +109,11 @@ def model_source_problem(name: str, revision: str | None = None) -> str | None:
             return (
                 f"model folder {name!r} holds no config.json, so it is not a saved model; give the output_dir "
                 "of a finished run (or one of its checkpoint-N folders) or a hub id"
+            )
+        if (path / "config.json").is_file() and not any((path / f).is_file() for f in TOKENIZER_FILES):
+            return (
+                f"model folder {name!r} holds weights but no tokenizer ({', '.join(TOKENIZER_FILES[:2])}, ...); save "
+                "the tokenizer beside them (tokenizer.save_pretrained(folder)) or copy it from the base model's folder"
             )
         return None
     if _looks_local(name):

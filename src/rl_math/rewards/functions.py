@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from rl_math.errors import ConfigError, nearest_key
+from rl_math.errors import ConfigError, RunError, nearest_key
 from rl_math.grading.batch import as_list, batch_texts, check_int, column, is_int, is_number, score_each, warn_once
 from rl_math.grading.grader import assistant_message, completion_text
 from rl_math.tasks import get_task
@@ -409,6 +409,22 @@ def _thread_state() -> Callable[[], None]:
     return inherit
 
 
+class RewardError(RunError):
+    """A custom reward raised: one sentence naming it (the recipe prints it alone, exit 1)."""
+
+
+class RewardTimeout(RewardError, TimeoutError):
+    """A custom reward did not return within its limit."""
+
+
+class RewardTypeError(RewardError, TypeError):
+    """A custom reward returned something that is not one float (or None) per completion."""
+
+
+class RewardValueError(RewardError, ValueError):
+    """A custom reward returned the wrong number of values, or a NaN or infinity."""
+
+
 class CheckedReward:
     """A custom reward, called as TRL calls it, whose every failure is an error that names it.
 
@@ -441,34 +457,34 @@ class CheckedReward:
         worker.start()
         worker.join(self.timeout_s)
         if worker.is_alive():
-            raise TimeoutError(
+            raise RewardTimeout(
                 f"reward {self.__name__!r} did not return within {self.timeout_s:g} s for a batch; fix it, or "
                 f"raise its limit with {{name: ..., {TIMEOUT_KEY}: SECONDS}} in rewards"
             )
         if "error" in outcome:
             error = outcome["error"]
-            raise RuntimeError(f"reward {self.__name__!r} raised {type(error).__name__}: {error}") from error  # type: ignore[misc]
+            raise RewardError(f"reward {self.__name__!r} raised {type(error).__name__}: {error}") from error  # type: ignore[misc]
         return self._checked(outcome["result"], len(as_list(kwargs.get("completions", args[0] if args else []))))
 
     def _checked(self, result: object, expected: int) -> list:
         if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):
-            raise TypeError(
+            raise RewardTypeError(
                 f"reward {self.__name__!r} returned {type(result).__name__} {str(result)[:80]!r}; a reward returns "
                 "a list with one float (or None) per completion"
             )
         values = list(result)
         if len(values) != expected:
-            raise ValueError(f"reward {self.__name__!r} returned {len(values)} values for {expected} completions")
+            raise RewardValueError(f"reward {self.__name__!r} returned {len(values)} values for {expected} completions")
         for index, value in enumerate(values):
             if value is None:
                 continue
             if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):  # numpy/torch scalars too
-                raise TypeError(
+                raise RewardTypeError(
                     f"reward {self.__name__!r} returned {value!r} ({type(value).__name__}) for completion {index}; "
                     "a reward returns a float, or None where it does not apply"
                 )
             if not math.isfinite(float(value)):
-                raise ValueError(
+                raise RewardValueError(
                     f"reward {self.__name__!r} returned {value} for completion {index}; return a finite float, "
                     "or None for a completion it cannot score"
                 )
