@@ -76,6 +76,22 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """The hub's host answers a TCP connection within `timeout_s` (False offline, without
+    huggingface_hub's five retries of ~30 s)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    if hub_offline():
+        return False
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def _looks_local(name: str) -> bool:
     """A path rather than a hub id (`org/name`): explicit path syntax, or under a folder that exists here."""
     if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
