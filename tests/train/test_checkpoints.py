@@ -95,3 +95,17 @@ def test_every_file_and_the_marker_reach_the_disk_before_an_older_checkpoint_is_
     files = {str(f) for f in new.rglob("*") if f.is_file() and f.name != CHECKPOINT_COMPLETE_FILE}
     assert files and files <= synced  # every weight, optimizer and state file
     assert {str(new / f".{CHECKPOINT_COMPLETE_FILE}.tmp"), str(new)} <= synced  # the marker, then its rename
+
+
+def test_a_diverged_model_is_one_sentence_naming_the_learning_rate_not_a_sampling_traceback(tmp_path):
+    from rl_math.errors import RunError
+
+    trainer = _trainer(tmp_path, max_steps=4)
+    trainer.args.learning_rate = 0.05
+
+    def diverged(**kwargs):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+
+    trainer.train = diverged
+    with pytest.raises(RunError, match=r"sampling failed at step 0: .* training diverged \(learning_rate 0.05\); lower"):
+        run_training(trainer, None)

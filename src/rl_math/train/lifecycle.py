@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback
 
-from rl_math.errors import ConfigError
+from rl_math.errors import ConfigError, RunError
 from rl_math.runtime import is_embedded_model, world_size_from_env
 from rl_math.train.checkpoints import CHECKPOINT_COMPLETE_FILE, checkpoint_problem, mark_before_rotating
 
@@ -165,7 +165,17 @@ def run_training(trainer, checkpoint: str | None) -> dict[str, Any]:
     except (OSError, RuntimeError) as err:
         if _disk_full(err, trainer.args.output_dir):
             raise DiskFullError(trainer.args.output_dir, err) from err
+        if isinstance(err, RuntimeError) and _DIVERGED in str(err):
+            raise RunError(
+                f"sampling failed at step {trainer.state.global_step}: the model's next-token probabilities are NaN "
+                f"or infinite, so training diverged (learning_rate {trainer.args.learning_rate:g}); lower "
+                "learning_rate, or resume from an earlier checkpoint with a lower one"
+            ) from err
         raise
+
+
+# torch.multinomial's message when the logits are NaN/inf (a diverged model), deep inside generate()
+_DIVERGED = "probability tensor contains either `inf`, `nan` or element < 0"
 
 
 class DiskFullError(OSError):
