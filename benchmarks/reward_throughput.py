@@ -27,10 +27,18 @@ from pathlib import Path
 
 from _common import cpu_model, version  # benchmarks/ is on sys.path when run as a script; adds src/ too
 
-from rl_math.grading import grader
+from rl_math.grading import grader, numbers, symbolic
 from rl_math.grading.grader import normalize_gold
 from rl_math.rewards import correctness
 from rl_math.tasks.gsm8k import solution_reasoning
+
+
+def clear_grader_caches() -> None:
+    """Every timing starts cold: the grader caches numbers, golds and symbolic parses."""
+    numbers._parse_number_cached.cache_clear()
+    grader._gold_text_value.cache_clear()
+    symbolic.verified_parse.cache_clear()
+
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
@@ -144,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     golds = [case.gold for case in cases]
     warnings.simplefilter("ignore")
 
-    grader._parse_number_cached.cache_clear()
-    grader._gold_text_value.cache_clear()
+    clear_grader_caches()
     start = time.perf_counter()
     ours = correctness(completions, answer=golds)
     ours_seconds = time.perf_counter() - start
@@ -249,8 +256,7 @@ def reward_mix_rows(cases: list[Case], math_verify_throughput: float, repeats: i
     times: dict[str, list[float]] = {name: [] for name in mixes}
     for _ in range(repeats):
         for name, funcs in mixes.items():  # round-robin: each round times every mix once
-            grader._parse_number_cached.cache_clear()
-            grader._gold_text_value.cache_clear()
+            clear_grader_caches()
             start = time.perf_counter()
             for func in funcs:  # as GRPOTrainer calls them: one call per reward over the batch
                 func(prompts=None, completions=completions, **kwargs)

@@ -4,6 +4,8 @@
     rl-math plot outputs/run-a outputs/run-b -o compare.png  # runs overlaid, legend by run name
     rl-math samples outputs/qwen0.5b-grpo --step 40 --n 8    # completions logged at step 40
     rl-math plan configs/qwen1.5b.yaml --gpus 8 --zero 2      # GPU memory per GPU, before renting them
+    rl-math regrade outputs/eval/completions.jsonl            # every scoring convention, no model needed
+    rl-math calibrate configs/qwen0.5b.yaml --questions 64    # completion lengths before launching a run
     rl-math config configs/qwen7b.yaml model_name_or_path use_vllm launch.gpus   # fields as a run reads them
 
 A problem with the input (a missing trainer_state.json, no logged completions, a config that
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rl_math.config import recipe_values
-from rl_math.errors import nearest_key
+from rl_math.errors import ConfigError, nearest_key
 from rl_math.methods import recipe_dataclasses
+from rl_math.tools.calibrate import calibrate, format_calibration
 from rl_math.tools.curves import RunLogError, load_run, plot_runs, unique_names
 from rl_math.tools.memory_plan import (
     ZERO_CHOICES,
@@ -35,6 +38,8 @@ from rl_math.tools.memory_plan import (
     read_launch_header,
     report_as_json,
 )
+from rl_math.tools.regrade import RegradeError
+from rl_math.tools.regrade import run as run_regrade
 from rl_math.tools.samples import find_completions, print_samples
 
 EXIT_USAGE = 2  # bad input, as argparse uses for bad arguments
@@ -160,6 +165,51 @@ def _run_plan(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# rl-math regrade
+
+
+def _add_regrade_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("completions", metavar="COMPLETIONS.jsonl",
+                        help="rl-math's completions.jsonl or lm-eval's --log_samples samples_*.jsonl")
+    parser.add_argument("--task", help="gsm8k, math or arithmetic (default: the task in metrics.json beside the file, else gsm8k)")
+    parser.add_argument("--json", metavar="FILE", help="also write {rows: [...], summary: {...}} to FILE")
+
+
+def _run_regrade(args: argparse.Namespace) -> int:
+    try:
+        report, _ = run_regrade(args.completions, args.task, args.json)
+    except RegradeError as err:
+        raise CliError(str(err)) from None
+    print(report)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# rl-math calibrate
+
+
+def _add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.yaml", help="a GRPO or expert-iteration recipe config")
+    parser.add_argument("--questions", type=_positive_int, default=64, metavar="N",
+                        help="training prompts to sample (default: 64)")
+    parser.add_argument("--model", metavar="PATH", help="the starting model (default: the config's model_name_or_path)")
+    parser.add_argument("--json", metavar="FILE", help="also write the measurements to FILE")
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    try:
+        report = calibrate(args.config, args.questions, args.model)
+    except ConfigError as err:
+        raise CliError(str(err)) from None
+    print(format_calibration(report))
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
 # rl-math config
 
 
@@ -205,6 +255,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("plot", "draw reward, accuracy, length, entropy/KL curves and health alarms into a PNG", _add_plot_arguments, _run_plot),
     Subcommand("samples", "show logged completions (log_completions: true) as a table", _add_samples_arguments, _run_samples),
     Subcommand("plan", "estimate the GPU memory a GRPO config needs per GPU under DDP and ZeRO-2/3", _add_plan_arguments, _run_plan),
+    Subcommand("regrade", "re-score completions (rl-math's or lm-eval's) under every scoring convention", _add_regrade_arguments, _run_regrade),
+    Subcommand("calibrate", "sample the starting model: completion lengths, truncation, reward signal at step 0", _add_calibrate_arguments, _run_calibrate),
     Subcommand("config", "print fields of a recipe YAML as a run reads them (defaults filled in)", _add_config_arguments, _run_config),
 ]
 

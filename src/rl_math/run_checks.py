@@ -25,9 +25,8 @@ import yaml
 
 from rl_math.errors import ConfigError
 from rl_math.eval.evaluate import METRICS_FILE
-from rl_math.rewards import validate_reward_specs
+from rl_math.rewards import reward_mix
 from rl_math.runtime import generation_batch, world_size_from_env
-from rl_math.tasks.formats import default_reward_specs
 from rl_math.train.lifecycle import RESOLVED_CONFIG_FILE, RESUME_FRESH_WORDS, RESUME_LAST_WORDS
 
 logger = logging.getLogger(__name__)
@@ -108,8 +107,7 @@ def _identity(values: dict[str, Any]) -> dict[str, Any]:
     identity = {name: values.get(name) for name in IDENTITY_FIELDS if name in values}
     if "rewards" in identity and values.get("prompt_format"):
         try:
-            identity["rewards"] = (validate_reward_specs(identity["rewards"]) if identity["rewards"]
-                                   else default_reward_specs(values["prompt_format"]))
+            identity["rewards"] = reward_mix(identity["rewards"], values["prompt_format"])
         except ValueError:
             pass  # a bad mix is refused by RecipeArguments, with its own sentence
     return identity

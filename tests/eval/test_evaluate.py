@@ -220,7 +220,8 @@ def test_results_files(tmp_path, results, metrics):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert list(saved["models"]) == ["base", "trained"] == list(summary["models"])
     assert saved["models"]["trained"]["accuracy"] == 1.0
-    assert {"metric": "accuracy (pass@1)", "base": "33.3%", "trained": "100.0%"} in saved["table"]
+    accuracy = next(row for row in saved["table"] if row["metric"] == "accuracy (pass@1) [95% CI]")
+    assert accuracy["base"] == "33.3% [6.1, 79.2]" and accuracy["trained"] == "100.0% [43.9, 100.0]"
     assert len((tmp_path / "completions.jsonl").read_text().splitlines()) == 24
     rows = dict(table_rows({e.name: e.metrics for e in evaluations}))
     assert rows["pass@4"] == ["66.7%", "100.0%"] and rows["zero-std groups (reward)"] == ["33.3%", "100.0%"]

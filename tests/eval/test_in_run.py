@@ -42,6 +42,9 @@ def test_every_evaluation_logs_accuracy_buckets_and_rates(grpo_run):
     for key in ["eval_accuracy", *buckets, "eval_eos_rate", "eval_truncation_rate", "eval_mean_completion_tokens"]:
         assert key in entry
     assert sum(entry[b] for b in buckets) == pytest.approx(1.0)
+    # every scoring convention beside rl-math's (issue 24), and where they disagree
+    assert entry["eval_accuracy/rl_math"] == entry["eval_accuracy"]
+    assert {"eval_accuracy/math_verify", "eval_accuracy/qwen_boxed", "eval_conventions_disagree"} <= set(entry)
 
 
 def test_final_metrics_hold_the_last_held_out_accuracy(grpo_run):

@@ -84,7 +84,7 @@ def test_a_reward_that_cannot_score_rejects_the_sample(monkeypatch):
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ([], "non-empty list"),
+    ([], "the list is empty"),
     (["correctness"], "mapping with a 'name'"),
     ([{"name": "correctness"}], "give a 'min' and/or a 'max'"),
     ([{"name": "correctness", "min": "high"}], "min must be a number"),
@@ -92,7 +92,7 @@ def test_a_reward_that_cannot_score_rejects_the_sample(monkeypatch):
     ([{"name": "correctness", "min": 1, "weight": 1}], "not a weight"),
     ([{"name": "corectness", "min": 1}], "Did you mean 'correctness'"),
     ([{"name": "repetition_penalty", "min": -1, "ngram": 3}], "no parameter 'ngram'"),
-    ([{"name": "correctness", "min": 1}, {"name": "correctness", "max": 1}], "twice"),
+    ([{"name": "correctness", "min": 1}, {"name": "correctness", "max": 1}], "listed more than once"),
 ])
 def test_bad_filters_are_refused(spec, message):
     with pytest.raises(ValueError, match=message):

@@ -35,6 +35,12 @@ Per model (``k`` = samples per question):
   ``zero_std_rate`` is the fraction of questions whose k samples all score the same total reward:
   GRPO learns nothing from those (TRL logs the same as ``frac_reward_zero_std``).
   ``zero_std_correctness_rate`` counts questions all-right or all-wrong (k > 1).
+- ``accuracy_interval``: its 95 % interval (:mod:`rl_math.eval.intervals`);
+- ``conventions``: the accuracy and interval under every scoring convention that applies to the
+  task (:mod:`rl_math.eval.conventions`: lm-eval's strict-match and flexible-extract, math-verify,
+  Qwen2.5-Math's, rl-math's own), ``conventions_disagree`` (completions they do not all agree on)
+  and ``disagreements`` (how many of each kind). Each completion's row in completions.jsonl has
+  one boolean per convention.
 """
 
 import json
@@ -47,6 +53,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rl_math.eval.conventions import RL_MATH, conventions_for, disagreements, score_all, warn_if_lm_eval_left_out
+from rl_math.eval.intervals import accuracy_interval, format_interval
+from rl_math.eval.protocols import apply_stop_strings
 from rl_math.grading.grader import parse_number
 from rl_math.rewards import build_rewards, get_reward, reward_call
 from rl_math.sampling import SamplingSettings, sample_dataset
@@ -100,6 +109,16 @@ class EvalArguments:
     vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per vLLM engine."})
     vllm_max_model_len: int | None = field(default=None, metadata={"help": "vLLM context length (null: the model's)."})
     seed: int = field(default=42, metadata={"help": "Sampling seed (the question subset uses it too)."})
+    eval_protocol: str | None = field(
+        default=None,
+        metadata={"help": "A published protocol's preset: lm-eval-gsm8k, qwen-math-cot or sampled "
+                          "(rl_math.eval.protocols); null: the fields as set."},
+    )
+    apply_chat_template: bool | None = field(
+        default=None,
+        metadata={"help": "lm-eval-gsm8k only: put its plain-text prompt in a chat message "
+                          "(lm-eval's --apply_chat_template); null: the protocol's default (no)."},
+    )
 
     def sampling(self) -> "SamplingSettings":
         """The sampling settings these fields hold (the field names are the settings' own)."""
@@ -125,6 +144,7 @@ class SampleResult:
     n_tokens: int = 0
     eos: bool = True
     truncated: bool = False
+    conventions: dict[str, bool] = field(default_factory=dict)  # every scoring convention's verdict
 
     @property
     def bucket(self) -> str:
@@ -259,6 +279,8 @@ def summarize(
             }
         )
     metrics["per_question"] = per_question
+    metrics["accuracy_interval"] = accuracy_interval([q["n_correct"] / num_samples for q in per_question])
+    metrics.update(convention_metrics(samples, by_question, num_samples))
     if num_samples > 1:
         k = num_samples
         metrics[f"pass@{k}"] = sum(q["n_correct"] > 0 for q in per_question) / len(per_question)
@@ -268,6 +290,33 @@ def summarize(
         metrics["zero_std_rate"] = sum(math.isclose(std, 0.0, abs_tol=1e-8) for std in stds) / len(stds)
         metrics["zero_std_correctness_rate"] = sum(q["n_correct"] in (0, k) for q in per_question) / len(per_question)
     return metrics
+
+
+def convention_metrics(samples: Sequence[SampleResult], by_question: Mapping[int, Sequence[SampleResult]],
+                       num_samples: int) -> dict[str, Any]:
+    """Accuracy and 95 % interval under each scoring convention, and where the conventions disagree.
+
+    >>> a = SampleResult(0, 0, True, True, conventions={"rl_math": True, "strict_match": False})
+    >>> b = SampleResult(1, 0, False, True, conventions={"rl_math": False, "strict_match": False})
+    >>> m = convention_metrics([a, b], {0: [a], 1: [b]}, 1)
+    >>> m["conventions"]["strict_match"]["accuracy"], m["conventions_disagree"], m["disagreements"]
+    (0.0, 1, {'rl_math ✓ | strict_match ✗': 1})
+    """
+    names = list(dict.fromkeys(name for s in samples for name in s.conventions))
+    if not names:
+        return {}
+    result: dict[str, Any] = {"conventions": {}}
+    for name in names:
+        per_question = [sum(s.conventions.get(name, False) for s in group) / num_samples
+                        for _, group in sorted(by_question.items())]
+        result["conventions"][name] = {
+            "accuracy": sum(s.conventions.get(name, False) for s in samples) / len(samples),
+            "interval": accuracy_interval(per_question),
+        }
+    kinds = disagreements([s.conventions for s in samples])
+    result["conventions_disagree"] = sum(kinds.values())
+    result["disagreements"] = kinds
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,12 +335,14 @@ def score_completions(
     reward_weights: Sequence[float],
     prompt_format: "PromptFormat",
     task: str | None = None,
+    with_conventions: bool = True,
 ) -> list[SampleResult]:
     """Grade and score completions in prompt-major order (`k` per prompt; `prompts`/`golds` per question).
 
     Rewards are called as GRPOTrainer calls them: conversational completions, `prompts`,
     `completion_ids`, the `answer` column (and the `task` column when a task is named), one row
     per completion. Completions are graded by the task's comparator; "well-formed" is the format's.
+    `with_conventions`: also score each completion under every convention that applies to the task.
     """
 
     n = len(completions)
@@ -303,6 +354,9 @@ def score_completions(
     scores = {func.__name__: func(**call) for func in reward_funcs}
     format_scores = get_reward(prompt_format.format_reward)(**call)
     grade_one = get_task(task).grade
+    others = [c for c in conventions_for(task) if c.name != RL_MATH] if with_conventions else []
+    if with_conventions:
+        warn_if_lm_eval_left_out(task)
     results = []
     for i, text in enumerate(completions):
         verdict = grade_one(text, row_golds[i])
@@ -319,6 +373,8 @@ def score_completions(
                 n_tokens=len(completion_ids[i]),
                 eos=bool(eos[i]),
                 truncated=bool(truncated[i]),
+                conventions={RL_MATH: bool(verdict.correct), **score_all(text, row_golds[i], others)}
+                if with_conventions else {},
             )
         )
     return results
@@ -334,6 +390,7 @@ def score_generations(
     stop_ids: Sequence[int],
     max_new_tokens: int,
     task: str | None = None,
+    with_conventions: bool = True,
 ) -> list[SampleResult]:
     """Grade a :class:`rl_math.sampling.Generations` with the reward list, the task and the format.
 
@@ -345,7 +402,7 @@ def score_generations(
     )
     return score_completions(
         prompts, generations.texts, generations.token_ids, generations.eos, generations.truncated, golds,
-        generations.num_samples, funcs, weights, get_prompt_format(prompt_format), task,
+        generations.num_samples, funcs, weights, get_prompt_format(prompt_format), task, with_conventions,
     )
 
 
@@ -371,6 +428,7 @@ def completion_records(model: str, results: Sequence[SampleResult], prompts: Seq
                 "n_tokens": result.n_tokens,
                 "eos": result.eos,
                 "truncated": result.truncated,
+                "conventions": result.conventions,
             }
         )
     return rows
@@ -404,11 +462,13 @@ def evaluate_model(
     batch_size: int = 64,
     vllm_options: Mapping[str, Any] | None = None,
     desc: str | None = None,
+    stop_strings: Sequence[str] = (),
 ) -> ModelEvaluation:
     """Sample `settings.num_samples` completions per row of `dataset` (prompt/answer), grade, summarise.
 
     `settings` is a :class:`rl_math.sampling.SamplingSettings`. The model is unloaded before
-    returning (its GPU memory freed), so models can be evaluated one after another.
+    returning (its GPU memory freed), so models can be evaluated one after another. Completions are cut
+    at the first of `stop_strings` (a protocol's, see :mod:`rl_math.eval.protocols`).
     """
 
     name = name or model_path
@@ -418,6 +478,8 @@ def evaluate_model(
         **{f"vllm_{key}": value for key, value in (vllm_options or {}).items()},
     )
     prompts, golds, generations, task = sampled.prompts, sampled.golds, sampled.generations, sampled.task
+    if stop_strings:
+        apply_stop_strings(generations, stop_strings)
     results = score_generations(prompts, golds, generations, prompt_format=prompt_format, reward_specs=reward_specs,
                                 stop_ids=sampled.stop_ids, max_new_tokens=settings.max_new_tokens, task=task)
     metrics = summarize(results, golds, settings.num_samples, task)
@@ -472,7 +534,14 @@ def table_rows(metrics_by_model: Mapping[str, Mapping[str, Any]]) -> list[tuple[
     models = list(metrics_by_model.values())
     k = max(m["num_samples"] for m in models)
     rows = [("questions x samples", [f"{m['n_questions']} x {m['num_samples']}" for m in models])]
-    rows.append(("accuracy (pass@1)", [pct(m["accuracy"]) for m in models]))
+    rows.append(("accuracy (pass@1) [95% CI]", [format_interval(m["accuracy"], m.get("accuracy_interval"))
+                                                 for m in models]))
+    conventions = list(dict.fromkeys(name for m in models for name in m.get("conventions", {})))
+    for name in conventions:
+        rows.append((f"  {name}", [format_interval(m["conventions"][name]["accuracy"], m["conventions"][name]["interval"])
+                                   if name in m.get("conventions", {}) else "-" for m in models]))
+    if conventions:
+        rows.append(("  conventions disagree on", [str(m.get("conventions_disagree", "-")) for m in models]))
     if k > 1:
         rows.append((f"pass@{k}", [pct(m.get(f"pass@{k}")) for m in models]))
         rows.append((f"maj@{k}", [pct(m.get(f"maj@{k}")) for m in models]))
@@ -538,4 +607,6 @@ def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The few numbers worth a log line: accuracy, pass@k, maj@k, truncation, zero-std."""
     keys = ["accuracy", "well_formed_rate", "eos_rate", "truncation_rate", "mean_completion_tokens", "reward"]
     keys += [k for k in metrics if k.startswith(("pass@", "maj@"))] + ["zero_std_rate"]
-    return {k: metrics[k] for k in keys if k in metrics}
+    numbers = {k: metrics[k] for k in keys if k in metrics}
+    numbers.update({f"accuracy/{name}": c["accuracy"] for name, c in metrics.get("conventions", {}).items()})
+    return numbers

@@ -19,6 +19,9 @@ metric                          meaning
 ``eval_eos_rate``               completions that ended with a stop token
 ``eval_truncation_rate``        completions cut at the token limit
 ``eval_mean_completion_tokens`` mean completion length
+``eval_accuracy/<convention>``  pass@1 under each scoring convention that applies to the task
+                                (``rl_math``, lm-eval's ``strict_match`` …; :mod:`rl_math.eval.conventions`)
+``eval_conventions_disagree``   completions the conventions disagree on
 ``eval_seconds``                wall time of this evaluation
 ==============================  ==========================================================
 
@@ -105,14 +108,22 @@ class InRunEvalArguments:
 def accuracy_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """The logged `eval_*` metrics from :func:`rl_math.eval.evaluate.summarize`'s output.
 
-    >>> accuracy_metrics({"accuracy": 0.5, "buckets": {"correct": 0.5, "wrong": 0.5}, "eos_rate": 1.0,
-    ...                   "truncation_rate": 0.0, "mean_completion_tokens": 9.0})["eval_accuracy"]
-    0.5
+    >>> logged = accuracy_metrics({"accuracy": 0.5, "buckets": {"correct": 0.5, "wrong": 0.5}, "eos_rate": 1.0,
+    ...                            "truncation_rate": 0.0, "mean_completion_tokens": 9.0,
+    ...                            "conventions": {"rl_math": {"accuracy": 0.5, "interval": [0.1, 0.9]},
+    ...                                            "strict_match": {"accuracy": 0.0, "interval": [0.0, 0.7]}},
+    ...                            "conventions_disagree": 1})
+    >>> logged["eval_accuracy"], logged["eval_accuracy/strict_match"], logged["eval_conventions_disagree"]
+    (0.5, 0.0, 1)
     """
     metrics = {METRIC: summary["accuracy"]}
     metrics.update({f"eval_{bucket}": share for bucket, share in summary["buckets"].items()})
     for key in ("eos_rate", "truncation_rate", "mean_completion_tokens"):
         metrics[f"eval_{key}"] = summary[key]
+    for name, convention in summary.get("conventions", {}).items():
+        metrics[f"{METRIC}/{name}"] = convention["accuracy"]
+    if "conventions_disagree" in summary:
+        metrics["eval_conventions_disagree"] = summary["conventions_disagree"]
     return metrics
 
 

@@ -47,13 +47,31 @@ Conventions a careful human might argue with (all tested):
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+
+# The grader's public names, wherever they are defined in this package (one import for callers)
+from rl_math.grading.answers import (  # noqa: F401
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    BOX_OPEN,
+    MAX_ANSWER_CHARS,
+    MAX_DISTINCT_ANSWERS,
+    MAX_TEXT_CHARS,
+    THINK_CLOSE,
+    THINK_OPEN,
+    FinalAnswers,
+    answer_region,
+    boxed_contents,
+    final_answers,
+    matching_brace,
+)
+from rl_math.grading.numbers import _clean_latex, _is_label, parse_number
+from rl_math.grading.symbolic import MAX_SYMBOLIC_CHARS, sympy_safe, verified_equal, verified_parse
+from rl_math.grading.text import assistant_message, completion_text, prompt_text  # noqa: F401
 
 __all__ = [
     "FinalAnswers",
@@ -71,595 +89,22 @@ __all__ = [
     "prompt_text",
 ]
 
-# Bounds on the work done per completion: everything below is linear in these.
-MAX_TEXT_CHARS = 1_000_000  # longer completions are not graded at all (no answer)
-MAX_REGION_CHARS = 100_000  # only the last this-many characters of the answer region are scanned
-MAX_ANSWER_CHARS = 1_000  # a longer candidate answer is not a final answer
-MAX_DISTINCT_ANSWERS = 16  # more distinct boxed values than this is spam: not correct
-MAX_FALLBACK_CHARS = 100  # math-verify only sees answers at most this long
-_MAX_NESTING = 64
-_MAX_BITS = 4096  # bigger numerators/denominators are not evaluated
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-
-
-# --------------------------------------------------------------------------------------------
-# Message text: the one place a prompt or completion, in any shape, becomes text
-
-
-def completion_text(completion: object) -> str:
-    """The text of a completion, whatever shape TRL (or a user) hands over; never raises.
-
-    A string is itself; a conversational completion (a list of messages) is the content of its
-    assistant messages (tool messages are not the model's words); a single message is its
-    content; bytes are decoded leniently; anything else (None included) is "".
-
-    >>> completion_text([{"role": "assistant", "content": "The answer is \\\\boxed{18}."}])
-    'The answer is \\\\boxed{18}.'
-    >>> completion_text(None)
-    ''
-    """
-    return _messages_text(completion, roles=("assistant",))
-
-
-def prompt_text(prompt: object) -> str:
-    """The text of a prompt: a string, or the content of every message of a conversational prompt.
-
-    The same shapes as :func:`completion_text`, all roles kept; never raises.
-
-    >>> prompt_text([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}])
-    'Be brief.\\nWhat is 2+2?'
-    """
-    return _messages_text(prompt, roles=None)
-
-
-def assistant_message(text: str) -> list[dict[str, str]]:
-    """A completion's text as TRL's conversational completion: the inverse of :func:`completion_text`.
-
-    >>> assistant_message("so \\\\boxed{4}")
-    [{'role': 'assistant', 'content': 'so \\\\boxed{4}'}]
-    """
-    return [{"role": "assistant", "content": text}]
-
-
-def _messages_text(value: object, roles: tuple[str, ...] | None) -> str:
-    """The contents of the messages in `value` whose role is in `roles` (None: every role), joined."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", errors="replace")
-    if isinstance(value, dict):
-        return _message_content(value.get("content"))
-    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):  # parquet gives numpy arrays of dicts
-        try:
-            value = value.tolist()
-        except Exception:  # noqa: BLE001 - not an array after all: no text
-            return ""
-    if isinstance(value, (list, tuple)):
-        parts = [
-            _message_content(message.get("content"))
-            for message in value
-            if isinstance(message, dict) and (roles is None or message.get("role", "assistant") in roles)
-        ]
-        return "\n".join(part for part in parts if part)
-    return ""
-
-
-def _message_content(content: object) -> str:
-    """A message's content: a string, or a list of parts like {"type": "text", "text": ...}."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, (list, tuple)):
-        texts = [part.get("text") for part in content if isinstance(part, dict)]
-        return "".join(text for text in texts if isinstance(text, str))
-    return ""
-
-
-# --------------------------------------------------------------------------------------------
-# Finding the final answer
-
-
-def answer_region(text: str) -> str | None:
-    """The part of a completion that may hold the final answer, or None if there is none.
-
-    >>> answer_region("<think>2*9 = \\\\boxed{18}</think> So \\\\boxed{18}.")
-    ' So \\\\boxed{18}.'
-    >>> answer_region("<think>2*9 = 18, so the answer is") is None  # truncated mid-thought
-    True
-    """
-    if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
-        return None
-    close = text.rfind(THINK_CLOSE)
-    if close == -1:
-        return None if THINK_OPEN in text else text
-    region = text[close + len(THINK_CLOSE) :]
-    return None if THINK_OPEN in region else region
-
-
-@dataclass(frozen=True)
-class FinalAnswers:
-    """The candidate final answers of a completion.
-
-    `answers` holds each top-level box's content (None for an unbalanced box) or, for an
-    `<answer>` block without a box, the block's content; `n_boxed` counts the boxes among them.
-    """
-
-    answers: tuple[str | None, ...] = ()
-    n_boxed: int = 0
-
-    @property
-    def single(self) -> str | None:
-        """The one non-empty answer when there is exactly one, else None."""
-        if len(self.answers) == 1 and self.answers[0] is not None and self.answers[0].strip():
-            return self.answers[0]
-        return None
-
-
-BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_BRACE_TOKEN = re.compile(r"\\\\|\\[{}]|[{}]")
-
-
-def _closing_braces(text: str, start: int) -> dict[int, int]:
-    """Position of the matching `}` for every `{` from `start` on, in one linear pass.
-
-    Escaped braces `\\{`/`\\}` are literal characters, not groups.
-    """
-    stack: list[int] = []
-    closing: dict[int, int] = {}
-    for token in _BRACE_TOKEN.finditer(text, start):
-        brace = token.group()
-        if brace == "{":
-            stack.append(token.start())
-        elif brace == "}" and stack:
-            closing[stack.pop()] = token.start()
-    return closing
-
-
-def boxed_contents(text: str) -> list[str | None]:
-    r"""Contents of the top-level `\boxed{…}`/`\fbox{…}` in `text`; None for an unbalanced one.
-
-    >>> boxed_contents(r"so \boxed{\frac{1}{2}} or \boxed {3} or \boxed{\boxed{4}} and \boxed{5")
-    ['\\frac{1}{2}', '3', '\\boxed{4}', None]
-    """
-    first = BOX_OPEN.search(text)
-    if first is None:
-        return []
-    closing = _closing_braces(text, first.start())
-    contents: list[str | None] = []
-    covered_until = -1  # end of the last top-level box: boxes before it are nested in it
-    for box in BOX_OPEN.finditer(text, first.start()):
-        if box.start() < covered_until:
-            continue
-        open_brace = box.end() - 1
-        close_brace = closing.get(open_brace)
-        if close_brace is None:  # unbalanced: it swallows the rest of the text
-            contents.append(None)
-            covered_until = len(text)
-        else:
-            contents.append(text[open_brace + 1 : close_brace])
-            covered_until = close_brace
-    return contents
-
-
-def _answer_blocks(region: str) -> list[str] | None:
-    """Contents of the `<answer>…</answer>` blocks; None if a block is left unclosed."""
-    blocks = []
-    position = 0
-    while (start := region.find(ANSWER_OPEN, position)) != -1:
-        end = region.find(ANSWER_CLOSE, start)
-        if end == -1:
-            return None
-        blocks.append(region[start + len(ANSWER_OPEN) : end])
-        position = end + len(ANSWER_CLOSE)
-    return blocks
-
-
-def _filled(boxes: list[str | None]) -> list[str | None]:
-    r"""The boxes that hold something: an empty `\boxed{}` is the instruction's placeholder echoed
-    back ("put your final answer within \boxed{}"), not a second, hedging answer."""
-    return [box for box in boxes if box is None or box.strip()]
-
-
-def final_answers(text: str) -> FinalAnswers:
-    r"""The candidate final answers of a completion's text (see the module docstring).
-
-    >>> final_answers(r"<think>so 18</think> The answer is \boxed{18}.").answers
-    ('18',)
-    >>> final_answers("<think>so 18</think><answer> 18 </answer>")
-    FinalAnswers(answers=('18',), n_boxed=0)
-    >>> final_answers(r"<think>\boxed{18}</think> I don't know.").answers  # boxes in <think> don't count
-    ()
-    >>> final_answers(r"Put the answer in \boxed{}: \boxed{18}").answers  # an empty box is no answer
-    ('18',)
-    """
-    region = answer_region(text)
-    if region is None:
-        return FinalAnswers()
-    region = region[-MAX_REGION_CHARS:]
-    if ANSWER_OPEN not in region:
-        boxes = _filled(boxed_contents(region))
-        return FinalAnswers(tuple(boxes), len(boxes))
-    blocks = _answer_blocks(region)
-    if blocks is None:
-        return FinalAnswers()
-    answers: list[str | None] = []
-    n_boxed = 0
-    for block in blocks:
-        boxes = _filled(boxed_contents(block))
-        if boxes:
-            answers.extend(boxes)
-            n_boxed += len(boxes)
-        else:
-            answers.append(block.strip())
-    return FinalAnswers(tuple(answers), n_boxed)
-
-
-# --------------------------------------------------------------------------------------------
-# The fast exact path: clean the LaTeX, then evaluate with Fractions
-
-_UNICODE = str.maketrans(
-    {
-        "\u2212": "-",  # minus sign
-        "\ufe63": "-",
-        "\uff0d": "-",
-        "\u00d7": "*",  # multiplication sign
-        "\u22c5": "*",
-        "\u00f7": "/",
-        "\u00b0": " ",  # degree sign
-        "\u00a0": " ",  # no-break and thin spaces
-        "\u2009": " ",
-        "\u202f": " ",
-        "\u2002": " ",
-        "\u2003": " ",
-        "\u20ac": "",  # euro, pound, yen, rupee, cent
-        "\u00a3": "",
-        "\u00a5": "",
-        "\u20b9": "",
-        "\u00a2": "",
-    }
-)
-_SUPERSCRIPT_DIGITS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
-# `m²`, `cm³`, `10⁶`: a run of superscript digits is a power, written as the fast path reads it.
-_SUPERSCRIPT = re.compile(f"[{_SUPERSCRIPT_DIGITS}]+")
-_FROM_SUPERSCRIPT = str.maketrans(_SUPERSCRIPT_DIGITS, "0123456789")
-_WRAPPER = re.compile(
-    r"\\(?:text|textbf|textit|textrm|textsf|texttt|textnormal|textup|emph|mbox|hbox|"
-    r"mathrm|mathbf|mathit|mathsf|mathtt|mathnormal|mathbb|boldsymbol|bm|operatorname|"
-    r"underline|boxed|fbox)\s*\{"
-)
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![A-Za-z])|\\degree(?![A-Za-z])")
-_DROPPED_COMMANDS = re.compile(
-    r"\\(?:left|right|big|Big|bigg|Bigg)[lrm]?(?![A-Za-z])|\\(?:displaystyle|textstyle)(?![A-Za-z])|\\!"
-)
-# `32,\\! 349`: a comma and a negative thin space is LaTeX's thousands separator, whatever spacing follows.
-_LATEX_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")
-# A run of LaTeX and ordinary spaces is one space: `1\\, 000` is `1 000`, a thousands separator.
-_SPACES = re.compile(r"(?:\s*(?:\\[,:;> ]|\\q?quad(?![A-Za-z])|~))+\s*")
-_FRAC_ALIASES = re.compile(r"\\[dtc]frac(?![A-Za-z])")
-_TIMES = re.compile(r"\\(?:cdot|times|ast)(?![A-Za-z])")
-_DIV = re.compile(r"\\div(?![A-Za-z])")
-_FRAC = re.compile(r"\\frac(?![A-Za-z])")
-_SCIENTIFIC = re.compile(r"(?<![\d.])(\d+(?:\.\d*)?|\.\d+)[eE]([-+]?\d{1,3})(?![\d.])")
-
-
-def matching_brace(text: str, open_brace: int) -> int | None:
-    """Index of the `}` closing the `{` at `open_brace` (short strings only), or None."""
-    depth = 0
-    for index in range(open_brace, len(text)):
-        char = text[index]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
-
-
-def _unwrap_wrappers(text: str) -> str | None:
-    r"""Replace `\text{X}`, `\textbf{X}`, `\boxed{X}`, … by `X`; None if unbalanced."""
-    for _ in range(_MAX_NESTING):
-        wrapper = _WRAPPER.search(text)
-        if wrapper is None:
-            return text
-        close = matching_brace(text, wrapper.end() - 1)
-        if close is None:
-            return None
-        text = text[: wrapper.start()] + text[wrapper.end() : close] + text[close + 1 :]
-    return None
-
-
-def _latex_argument(text: str, position: int) -> tuple[str, int] | None:
-    r"""The argument of a command at `position`: a `{group}`, a `\command` or a single character."""
-    while position < len(text) and text[position] == " ":
-        position += 1
-    if position >= len(text):
-        return None
-    if text[position] == "{":
-        close = matching_brace(text, position)
-        return None if close is None else (text[position + 1 : close], close + 1)
-    if text[position] == "\\":
-        command = re.match(r"\\[A-Za-z]+", text[position:])
-        return None if command is None else (command.group(), position + command.end())
-    if text[position] in "}":
-        return None
-    return text[position], position + 1
-
-
-def _expand_fractions(text: str, depth: int = 0) -> str | None:
-    r"""`\frac{a}{b}` and `\frac12` → `((a)/(b))`; None if malformed or nested too deep."""
-    if depth > _MAX_NESTING:
-        return None
-    pieces = []
-    position = 0
-    while (frac := _FRAC.search(text, position)) is not None:
-        pieces.append(text[position : frac.start()])
-        numerator = _latex_argument(text, frac.end())
-        if numerator is None:
-            return None
-        denominator = _latex_argument(text, numerator[1])
-        if denominator is None:
-            return None
-        inner_numerator = _expand_fractions(numerator[0], depth + 1)
-        inner_denominator = _expand_fractions(denominator[0], depth + 1)
-        if inner_numerator is None or inner_denominator is None:
-            return None
-        pieces.append(f"(({inner_numerator})/({inner_denominator}))")
-        position = denominator[1]
-    pieces.append(text[position:])
-    return "".join(pieces)
-
-
-def _clean_latex(answer: str) -> str | None:
-    r"""Presentation removed, fractions expanded, braces turned into parentheses.
-
-    >>> _clean_latex(r"\$\text{1,080}.00 \left( \dfrac12 \right)")
-    '1,080.00 ( ((1)/(2)) )'
-    """
-    text = answer.translate(_UNICODE)
-    text = _SUPERSCRIPT.sub(lambda power: f"^({power.group().translate(_FROM_SUPERSCRIPT)})", text)
-    text = _unwrap_wrappers(text)
-    if text is None:
-        return None
-    text = _DEGREES.sub(" ", text)
-    text = _LATEX_THOUSANDS.sub(",", text)
-    text = _DROPPED_COMMANDS.sub("", text)
-    text = _SPACES.sub(" ", text)
-    text = text.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "")
-    text = text.replace("{,}", ",")
-    text = _FRAC_ALIASES.sub(r"\\frac", text)
-    text = _TIMES.sub("*", text)
-    text = _DIV.sub("/", text)
-    text = _expand_fractions(text)
-    if text is None or "\\" in text:  # an unknown command: not a plain number
-        return None
-    return text.replace("{", "(").replace("}", ")").replace("[", "(").replace("]", ")")
-
-
-_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|(\*\*|[-+*/^()]))")
-
-
-def _tokenize(text: str) -> list[str] | None:
-    tokens = []
-    position = 0
-    text = text.rstrip()
-    while position < len(text):
-        token = _TOKEN.match(text, position)
-        if token is None:
-            return None
-        tokens.append(token.group(1) or ("^" if token.group(2) == "**" else token.group(2)))
-        position = token.end()
-    return tokens
-
-
-class _Arithmetic:
-    """Exact evaluation of `+ - * / ^` and parentheses over Fractions, with size limits.
-
-    Grammar: expr := term (("+"|"-") term)* ; term := unary (("*"|"/") unary)* ;
-    unary := ("+"|"-") unary | power ; power := atom ("^" unary)? ; atom := NUMBER | "(" expr ")".
-    """
-
-    def __init__(self, tokens: list[str]):
-        self.tokens = tokens
-        self.position = 0
-        self.depth = 0
-
-    def evaluate(self) -> Fraction | None:
-        try:
-            value = self._expression()
-        except (ArithmeticError, _NotANumber, RecursionError, ValueError):
-            return None
-        return value if self.position == len(self.tokens) else None
-
-    def _peek(self) -> str | None:
-        return self.tokens[self.position] if self.position < len(self.tokens) else None
-
-    def _take(self) -> str:
-        token = self._peek()
-        if token is None:
-            raise _NotANumber
-        self.position += 1
-        return token
-
-    def _expression(self) -> Fraction:
-        value = self._term()
-        while self._peek() in ("+", "-"):
-            value = _bounded(value + self._term() if self._take() == "+" else value - self._term())
-        return value
-
-    def _term(self) -> Fraction:
-        value = self._unary()
-        while self._peek() in ("*", "/"):
-            value = _bounded(value * self._unary() if self._take() == "*" else value / self._unary())
-        return value
-
-    def _unary(self) -> Fraction:
-        if self._peek() in ("+", "-"):
-            sign = self._take()
-            self._enter()
-            value = self._unary()
-            self.depth -= 1
-            return -value if sign == "-" else value
-        return self._power()
-
-    def _power(self) -> Fraction:
-        base = self._atom()
-        if self._peek() != "^":
-            return base
-        self._take()
-        self._enter()
-        exponent = self._unary()
-        self.depth -= 1
-        if exponent.denominator != 1 or abs(exponent) > 64 or (base == 0 and exponent < 0):
-            raise _NotANumber
-        return _bounded(base ** int(exponent))
-
-    def _atom(self) -> Fraction:
-        token = self._take()
-        if token == "(":
-            self._enter()
-            value = self._expression()
-            self.depth -= 1
-            if self._take() != ")":
-                raise _NotANumber
-            return value
-        if token[0].isdigit() or token[0] == ".":
-            return Fraction(token)
-        raise _NotANumber
-
-    def _enter(self) -> None:
-        self.depth += 1
-        if self.depth > _MAX_NESTING:
-            raise _NotANumber
-
-
-class _NotANumber(Exception):
-    """The text is not an arithmetic expression the fast path evaluates."""
-
-
-def _bounded(value: Fraction) -> Fraction:
-    if value.numerator.bit_length() > _MAX_BITS or value.denominator.bit_length() > _MAX_BITS:
-        raise _NotANumber
-    return value
-
-
-_THOUSANDS_COMMAS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
-_THOUSANDS_SPACES = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?!\d| \d)")
-_MIXED_NUMBER = re.compile(r"\s*([-+]?)\s*(\d+)\s+(\d+)\s*/\s*(\d+)\s*")
-_MIXED_FRACTION = re.compile(r"\s*([-+]?)\s*(\d+)\s*\(\((\d+)\)/\((\d+)\)\)\s*")
-_LEADING_PHRASE = re.compile(r"^\s*[A-Za-z][A-Za-z\s']*?(?:\bis(?![A-Za-z])\s*:?|:)\s*(?=[-+.(\d])")
-_FIRST_LETTER = re.compile(r"[A-Za-z]")
-_UNIT_POWER = re.compile(r"(?<=[A-Za-z])\^\(?[23]\)?")
-_WORD = re.compile(r"[A-Za-z]+")
-_NOT_UNIT_WORDS = frozenset(
-    "or and plus minus over half halves quarter quarters third thirds fourth fourths "
-    "fifth fifths tenth tenths point".split()
-)
-_SCALE_WORDS = {
-    "hundred": 100,
-    "thousand": 1000,
-    "million": 10**6,
-    "billion": 10**9,
-    "trillion": 10**12,
-}
-_LABEL_SUBSCRIPT = re.compile(r"_\(?[A-Za-z0-9]+\)?")
-_LABEL = re.compile(r"[A-Za-z][A-Za-z\s']*")
-
-
-def _evaluate_side(text: str) -> Fraction | None:
-    """One side of an answer: optional leading phrase, an arithmetic expression, unit words."""
-    text = text.strip().rstrip(".,;").strip()
-    text = _LEADING_PHRASE.sub("", text, count=1)
-    text = _SCIENTIFIC.sub(r"(\1*10^(\2))", text)
-    letter = _FIRST_LETTER.search(text)
-    scale = 1
-    if letter is not None:
-        words = _UNIT_POWER.sub("", text[letter.start() :])
-        if any(char.isdigit() for char in words):
-            return None
-        word_list = [word.lower() for word in _WORD.findall(words)]
-        if any(word in _NOT_UNIT_WORDS for word in word_list):
-            return None
-        if word_list and word_list[0] in _SCALE_WORDS:
-            scale = _SCALE_WORDS[word_list[0]]
-        text = text[: letter.start()]
-    text = _THOUSANDS_COMMAS.sub(lambda match: match.group().replace(",", ""), text)
-    text = _THOUSANDS_SPACES.sub(lambda match: match.group().replace(" ", ""), text)
-    mixed = _MIXED_NUMBER.fullmatch(text) or _MIXED_FRACTION.fullmatch(text)
-    if mixed is not None:
-        sign, whole, numerator, denominator = mixed.groups()
-        if int(denominator) == 0:
-            return None
-        value = int(whole) + Fraction(int(numerator), int(denominator))
-        return (-value if sign == "-" else value) * scale
-    tokens = _tokenize(text)
-    if not tokens:
-        return None
-    value = _Arithmetic(tokens).evaluate()
-    return None if value is None else value * scale
-
-
-def _is_label(text: str) -> bool:
-    """A left-hand side that names the answer (`x`, `Total cost`, `x_1`) rather than computes it."""
-    text = _LABEL_SUBSCRIPT.sub("", text).strip()
-    if not text:
-        return True
-    return _LABEL.fullmatch(text) is not None and not any(
-        word.lower() in _NOT_UNIT_WORDS for word in _WORD.findall(text)
-    )
-
-
-def parse_number(answer: str) -> Fraction | None:
-    r"""The exact value of an answer by the fast path, or None when it cannot decide.
-
-    >>> parse_number(r"\$1,080.00")
-    Fraction(1080, 1)
-    >>> parse_number(r"x = \frac{36}{2} \text{ apples}")
-    Fraction(18, 1)
-    >>> parse_number("18 or 19") is None
-    True
-    """
-    if not isinstance(answer, str) or len(answer) > MAX_ANSWER_CHARS:
-        return None
-    return _parse_number_cached(answer)
-
-
-@lru_cache(maxsize=16384)
-def _parse_number_cached(answer: str) -> Fraction | None:
-    text = _clean_latex(answer)
-    if text is None:
-        return None
-    *labels, last = text.split("=")
-    value = _evaluate_side(last)
-    if value is None:
-        return None
-    for side in labels:
-        if not _is_label(side) and _evaluate_side(side) != value:
-            return None
-    return value
-
-
 # --------------------------------------------------------------------------------------------
 # The math-verify fallback (symbolic answers), guarded
 
 _SYMBOLIC_COMMANDS = frozenset("sqrt pi frac dfrac tfrac cdot times div left right".split())
 _COMMAND = re.compile(r"\\([A-Za-z]+)")
-_SAFE_POWER = re.compile(r"\^(?:\d(?!\d)|\{-?\d\})")
-_LONG_LITERAL = re.compile(r"\d{10,}")
-_MAX_FALLBACK_POWERS = 2
-
-_logger = logging.getLogger(__name__)
+_SINGLE_DIGIT_POWER = re.compile(r"\^(?:\d(?!\d)|\{-?\d\})")
 
 
 def _fallback_allowed(answer: str) -> bool:
     """Whether an answer the fast path could not read may be handed to math-verify.
 
-    Only short, single expressions with a square root, pi or one one-letter variable: no words,
-    no lists, no relations, no factorials, no functions, at most two single-digit powers, no
-    long literals -- the fuzzing of the fallback found sympy hanging on anything bigger.
+    What a numeric task's answer may be when it is not a number: a single expression with a
+    square root, pi or one one-letter variable -- no words, no lists, no relations, no functions,
+    single-digit powers only -- within the one bound on what sympy sees (:func:`sympy_safe`).
     """
-    if len(answer) > MAX_FALLBACK_CHARS or _LONG_LITERAL.search(answer):
+    if not sympy_safe(answer):
         return False
     commands = _COMMAND.findall(answer)
     if any(command not in _SYMBOLIC_COMMANDS for command in commands):
@@ -667,52 +112,22 @@ def _fallback_allowed(answer: str) -> bool:
     plain = _COMMAND.sub(" ", answer)
     if re.search(r"[A-Za-z]{2,}|[,;!=<>&|%$'_]|\\\\", plain):
         return False
-    powers = answer.count("^")
-    if powers > _MAX_FALLBACK_POWERS or powers != len(_SAFE_POWER.findall(answer)):
+    if answer.count("^") != len(_SINGLE_DIGIT_POWER.findall(answer)):
         return False
     variables = set(re.findall(r"[A-Za-z]", plain))
     return len(variables) <= 1 and ("sqrt" in commands or "pi" in commands or bool(variables))
 
 
-def math_verify_timeout() -> int | None:
-    """math-verify's timeouts use SIGALRM, which only works on the main thread."""
-    return 1 if threading.current_thread() is threading.main_thread() else None
-
-
-def call_math_verify(function, *args, **kwargs):
-    """Call math-verify, turning every failure (its TimeoutException is a BaseException) into None."""
-    try:
-        return function(*args, **kwargs)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as error:  # noqa: BLE001 - math-verify may raise anything, timeouts included
-        _logger.debug("math-verify failed: %r", error)
-        return None
-
-
-@lru_cache(maxsize=4096)
 def _symbolic_parse(answer: str):
-    """math-verify's parse of a guarded answer, if it is a single sympy expression; else None."""
+    """math-verify's parse of a fallback-allowed answer, if it is a single sympy expression; else None."""
     if not _fallback_allowed(answer):
         return None
-    try:
-        import sympy
-        from math_verify import LatexExtractionConfig, parse
-    except ImportError:
+    parsed = verified_parse(answer)
+    if parsed is None:
         return None
-    timeout = math_verify_timeout()
-    if timeout is None:
-        for name in ("math_verify.parser", "math_verify.grader"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-    parsed = call_math_verify(
-        parse,
-        "\\boxed{" + answer + "}",
-        extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
-        parsing_timeout=timeout,
-    )
-    if not parsed or not isinstance(parsed[0], sympy.Expr):
-        return None
-    return parsed
+    import sympy  # heavy; verified_parse has loaded it by now
+
+    return parsed if isinstance(parsed[0], sympy.Expr) else None
 
 
 def _as_sympy(value: Fraction | str):
@@ -729,7 +144,7 @@ def _without_label(answer: str) -> str | None:
     if "=" not in answer:
         return answer
     left, right = answer.rsplit("=", 1)
-    cleaned_left = _clean_latex(left) if len(left) <= MAX_FALLBACK_CHARS else None
+    cleaned_left = _clean_latex(left) if len(left) <= MAX_SYMBOLIC_CHARS else None
     if cleaned_left is None or not all(_is_label(side) for side in cleaned_left.split("=")):
         return None
     return right
@@ -743,11 +158,7 @@ def _symbolic_equal(gold: Fraction | str, answer: Fraction | str) -> bool:
             return False
     answer_parsed = _as_sympy(answer)
     gold_parsed = None if answer_parsed is None else _as_sympy(gold)
-    if gold_parsed is None:
-        return False
-    from math_verify import verify
-
-    return bool(call_math_verify(verify, gold_parsed, answer_parsed, timeout_seconds=math_verify_timeout()))
+    return verified_equal(gold_parsed, answer_parsed)
 
 
 # --------------------------------------------------------------------------------------------

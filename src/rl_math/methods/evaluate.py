@@ -28,17 +28,26 @@ from rl_math.eval.evaluate import (
     write_results,
 )
 from rl_math.eval.figures import plot_evaluation
+from rl_math.eval.protocols import (
+    apply_protocol,
+    check_protocol_task,
+    get_protocol,
+    protocol_record,
+    with_protocol_prompts,
+)
 from rl_math.models import load_tokenizer
+from rl_math.rewards import reward_mix
 from rl_math.runtime import world_size_from_env
 from rl_math.sampling import SamplingSettings
-from rl_math.tasks.formats import default_reward_specs
-from rl_math.tasks.loading import load_prompt_dataset
+from rl_math.tasks.loading import load_problems, load_prompt_dataset, task_name_for, task_of
 from rl_math.train.lifecycle import RESOLVED_CONFIG_FILE
 
 logger = logging.getLogger("rl_math.evaluate")
 
 
 def check_eval_args(values: dict, explicit: set[str]) -> None:
+    protocol = apply_protocol(values, explicit)  # first: a protocol sets sampling fields
+    check_protocol_task(protocol, task_name_for(values.get("task"), values["dataset_name"]))
     if not values.get("model_name_or_path"):
         raise ConfigError("no model to evaluate: give --model_name_or_path PATH [PATH ...] (or set it in the YAML)")
     if world_size_from_env() > 1:
@@ -88,7 +97,12 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = load_prompt_dataset(
         script_args, script_args.dataset_test_split, tokenizer, script_args.max_eval_samples, eval_args.seed
     )
-    default_specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+    protocol = get_protocol(eval_args.eval_protocol) if eval_args.eval_protocol else None
+    if protocol is not None and protocol.question_template is not None:
+        pool = load_problems(script_args.dataset_name, protocol.fewshot_split, script_args.dataset_config,
+                             task_of(script_args)) if protocol.num_fewshot else None
+        dataset = with_protocol_prompts(dataset, protocol, bool(eval_args.apply_chat_template), pool)
+    default_specs = reward_mix(script_args.rewards, script_args.prompt_format)
     specs_by_name = {name: default_specs if "rewards" in parsed.explicit else
                      trained_reward_mix(path, script_args.prompt_format) or default_specs
                      for name, path in zip(names, paths)}
@@ -106,17 +120,20 @@ def main(argv: list[str] | None = None) -> dict:
             vllm_options={"gpu_memory_utilization": eval_args.vllm_gpu_memory_utilization,
                           "tensor_parallel_size": eval_args.vllm_tensor_parallel_size,
                           "max_model_len": eval_args.vllm_max_model_len},
+            stop_strings=protocol.stop_strings if protocol else (),
         )
         evaluation.metrics["seconds"] = round(time.time() - started, 1)
         logger.info("%s: %s", name, {k: round(v, 4) for k, v in headline(evaluation.metrics).items()})
         evaluations.append(evaluation)
 
     title = (f"{script_args.dataset_name} {script_args.dataset_test_split}: {len(dataset)} questions x "
-             f"k={settings.num_samples}, temperature {settings.temperature:g}, {script_args.prompt_format} format")
+             f"k={settings.num_samples}, temperature {settings.temperature:g}, "
+             + (f"protocol {protocol.name}" if protocol else f"{script_args.prompt_format} format"))
     resolved = to_yaml_dict(script_args, eval_args)
     mixes = list(specs_by_name.values())
     resolved["rewards"] = mixes[0] if all(m == mixes[0] for m in mixes) else specs_by_name
-    summary = write_results(eval_args.output_dir, evaluations, {"title": title, "config": resolved})
+    how = protocol_record(protocol, bool(eval_args.apply_chat_template), dataset[0]["prompt"], vars(settings))
+    summary = write_results(eval_args.output_dir, evaluations, {"title": title, "protocol": how, "config": resolved})
     plot_evaluation(evaluations, f"{eval_args.output_dir}/{FIGURE_FILE}", title, settings.max_new_tokens)
     print_comparison({e.name: e.metrics for e in evaluations}, title)
     logger.info("wrote metrics.json, completions.jsonl and %s to %s", FIGURE_FILE, eval_args.output_dir)

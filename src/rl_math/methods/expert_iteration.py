@@ -53,7 +53,7 @@ from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
 from rl_math.errors import ConfigError, is_credential
 from rl_math.eval.evaluate import evaluate_model, headline
 from rl_math.models import load_tokenizer, resolve_model
-from rl_math.rewards import build_rewards, get_reward, reward_call
+from rl_math.rewards import build_rewards, reward_call, reward_mix, validate_reward_specs
 from rl_math.runtime import world_size_from_env
 from rl_math.sampling import SamplingSettings, resolve_use_vllm, sample_dataset, stop_token_ids
 from rl_math.tasks.formats import default_reward_specs
@@ -165,40 +165,12 @@ def default_filter(prompt_format: str) -> list[dict]:
 
 
 def validate_filter(specs: object) -> list[dict]:
-    """Check an `ei_filter` list; return it normalised to `[{name, min, max, **params}]`.
+    """Check an `ei_filter` list (the reward-list parser, with bounds instead of weights).
 
     >>> validate_filter([{"name": "correctness", "min": 1}])
     [{'name': 'correctness', 'min': 1.0, 'max': None}]
     """
-
-    if not isinstance(specs, (list, tuple)) or not specs:
-        raise ValueError("ei_filter must be a non-empty list like [{name: correctness, min: 1.0}]")
-    normalised = []
-    for index, spec in enumerate(specs):
-        if isinstance(spec, str) or not isinstance(spec, Mapping) or "name" not in spec:
-            raise ValueError(f"ei_filter[{index}]: expected a mapping with a 'name' and a 'min' and/or 'max', got {spec!r}")
-        bounds = {}
-        for key in _BOUND_KEYS:
-            value = spec.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise ValueError(f"ei_filter[{index}] ({spec['name']}): {key} must be a number, got {value!r}")
-            bounds[key] = None if value is None else float(value)
-        if bounds["min"] is None and bounds["max"] is None:
-            raise ValueError(f"ei_filter[{index}] ({spec['name']}): give a 'min' and/or a 'max' the reward must meet")
-        if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
-            raise ValueError(f"ei_filter[{index}] ({spec['name']}): min {bounds['min']} is above max {bounds['max']}")
-        if "weight" in spec:
-            raise ValueError(f"ei_filter[{index}] ({spec['name']}): a filter has bounds (min/max), not a weight")
-        params = {k: v for k, v in spec.items() if k not in ("name", *_BOUND_KEYS)}
-        try:
-            get_reward(spec["name"], **params)
-        except ValueError as err:
-            raise ValueError(f"ei_filter[{index}]: {err}") from None
-        normalised.append({"name": str(spec["name"]).strip(), **bounds, **params})
-    names = [f["name"] for f in normalised]
-    if len(set(names)) != len(names):
-        raise ValueError(f"ei_filter lists a reward twice: {names}")
-    return normalised
+    return validate_reward_specs(specs, field="ei_filter", bounds=True)
 
 
 def describe_filter(specs: Sequence[Mapping[str, Any]]) -> str:
@@ -655,7 +627,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     base_model = model_args.model_name_or_path
 
     filter_specs = validate_filter(ei_args.ei_filter or default_filter(script_args.prompt_format))
-    reward_specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+    reward_specs = reward_mix(script_args.rewards, script_args.prompt_format)
     resolved = to_yaml_dict(script_args, model_args, ei_args, training_args)
     resolved.update(ei_filter=filter_specs, rewards=reward_specs)
     saved = output_dir / RESOLVED_CONFIG_FILE

@@ -35,7 +35,7 @@ from rl_math.errors import ConfigError, RunError, nearest_key
 from rl_math.grading.batch import as_list, batch_texts, check_int, column, is_int, is_number, score_each, warn_once
 from rl_math.grading.grader import assistant_message, completion_text
 from rl_math.tasks import get_task
-from rl_math.tasks.formats import PROMPT_FORMATS
+from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
 
 __all__ = [
     "check_reward_columns",
@@ -51,6 +51,7 @@ __all__ = [
     "reward_call",
     "reward_name",
     "required_columns",
+    "reward_mix",
     "termination",
     "think_format",
     "validate_reward_specs",
@@ -557,60 +558,101 @@ def reward_call(
 # The YAML list
 
 
-def validate_reward_specs(specs: object) -> list[dict]:
-    """Check a YAML reward list and return it normalised to `[{name, weight, **params}, ...]`.
+FILTER_KEYS = ("name", "min", "max")
 
-    A bare string is `{name: s, weight: 1.0}`; a missing weight is 1.0. Raises ValueError for a
-    list that is not a list or is empty, a spec that is not a mapping with `name`, a weight that
-    is not a number, an unknown reward or parameter, an invalid parameter value, an import path
-    that does not import, or a reward listed twice (TRL logs rewards by name). Loads no model.
+
+def validate_reward_specs(specs: object, *, field: str = "rewards", bounds: bool = False) -> list[dict]:
+    """Check a YAML reward list and return it normalised; the one parser of reward lists.
+
+    A training mix (`rewards`) becomes `[{name, weight, **params}, ...]` (a bare string is
+    `{name: s, weight: 1.0}`; a missing weight is 1.0; `gate` and `negative_weight_ok` kept when
+    set). With ``bounds=True`` it is a filter (`ei_filter`): `[{name, min, max, **params}]`, at
+    least one bound, no weight. Raises ValueError naming `field[index]` for a list that is not a
+    list or is empty, a spec that is not a mapping with `name`, a weight or bound that is not a
+    number, an unknown reward or parameter, an invalid parameter value, an import path that does
+    not import, or a reward listed twice (TRL logs rewards by name). Loads no model.
 
     >>> validate_reward_specs(["correctness", {"name": "repetition_penalty", "weight": 0.5, "ngram_size": 5}])
     [{'name': 'correctness', 'weight': 1.0}, {'name': 'repetition_penalty', 'weight': 0.5, 'ngram_size': 5}]
+    >>> validate_reward_specs([{"name": "correctness", "min": 1}], field="ei_filter", bounds=True)
+    [{'name': 'correctness', 'min': 1.0, 'max': None}]
     """
+    example = "[{name: correctness, min: 1.0}]" if bounds else "[{name: correctness, weight: 1.0}]"
     if isinstance(specs, (str, Mapping)) or not isinstance(specs, (list, tuple)):
-        raise ValueError(
-            f"expected a list of rewards like [{{name: correctness, weight: 1.0}}], got {type(specs).__name__}"
-        )
+        raise ValueError(f"{field}: expected a list of rewards like {example}, got {type(specs).__name__}")
     if not specs:
-        raise ValueError("the reward list is empty: list at least one reward, e.g. [{name: correctness, weight: 1.0}]")
+        raise ValueError(f"{field}: the list is empty: list at least one reward, e.g. {example}")
     normalised: list[dict] = []
     for index, spec in enumerate(specs):
-        if isinstance(spec, str):
+        where = f"{field}[{index}]"
+        if isinstance(spec, str) and not bounds:
             spec = {"name": spec}
         if not isinstance(spec, Mapping):
-            raise ValueError(
-                f"rewards[{index}]: expected a mapping with a 'name' (or a name string), got {spec!r}"
-            )
+            raise ValueError(f"{where}: expected a mapping with a 'name' like {example[1:-1]}, got {spec!r}")
         if "name" not in spec:
-            raise ValueError(f"rewards[{index}]: missing 'name' in {dict(spec)!r}")
-        name = spec["name"]
-        weight = spec.get("weight", 1.0)
-        if not is_number(weight):
-            raise ValueError(f"rewards[{index}] ({name!r}): weight must be a number, got {weight!r}")
-        params = {key: value for key, value in spec.items() if key not in SPEC_KEYS}
+            raise ValueError(f"{where}: missing 'name' in {dict(spec)!r}")
+        name = str(spec["name"]).strip()
+        keys = FILTER_KEYS if bounds else SPEC_KEYS
+        params = {key: value for key, value in spec.items() if key not in keys}
+        if bounds and "weight" in spec:
+            raise ValueError(f"{where} ({name}): a filter has bounds (min/max), not a weight")
         try:
-            get_reward(name, **params)
+            get_reward(spec["name"], **params)
         except ValueError as error:
-            raise ValueError(f"rewards[{index}]: {error}") from None
-        if not isinstance(spec.get("negative_weight_ok", False), bool):
-            raise ValueError(f"rewards[{index}] ({name!r}): negative_weight_ok must be true or false")
-        extra = {"negative_weight_ok": True} if spec.get("negative_weight_ok") else {}
-        if "gate" in spec:
-            if spec["gate"] not in GATES:
-                raise ValueError(f"rewards[{index}] ({name!r}): gate must be one of {', '.join(GATES)}, got {spec['gate']!r}")
-            if str(name).strip() == "correctness":
-                raise ValueError(f"rewards[{index}]: correctness is what gates the others; it takes no gate")
-            extra["gate"] = spec["gate"]
-        normalised.append({"name": name.strip(), "weight": float(weight), **extra, **params})
+            raise ValueError(f"{where}: {error}") from None
+        head = _filter_bounds(spec, where, name) if bounds else _mix_entry(spec, where, name)
+        normalised.append({"name": name, **head, **params})
     names = [spec["name"] for spec in normalised]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(
-            f"reward(s) listed more than once: {', '.join(duplicates)} "
+            f"{field}: reward(s) listed more than once: {', '.join(duplicates)} "
             "(TRL logs rewards by name, so they would collide)"
         )
     return normalised
+
+
+def reward_mix(specs: object, prompt_format: str) -> list[dict]:
+    """A run's reward mix: the YAML's `rewards` (checked), or, when it sets none, its format's default.
+
+    >>> [spec["name"] for spec in reward_mix(None, "boxed")]
+    ['correctness', 'boxed_format', 'termination']
+    """
+    return validate_reward_specs(specs) if specs else default_reward_specs(prompt_format)
+
+
+def _mix_entry(spec: Mapping, where: str, name: str) -> dict:
+    """A training mix entry's weight, gate and negative_weight_ok, checked."""
+    weight = spec.get("weight", 1.0)
+    if not is_number(weight):
+        raise ValueError(f"{where} ({name!r}): weight must be a number, got {weight!r}")
+    if not isinstance(spec.get("negative_weight_ok", False), bool):
+        raise ValueError(f"{where} ({name!r}): negative_weight_ok must be true or false")
+    entry: dict = {"weight": float(weight)}
+    if spec.get("negative_weight_ok"):
+        entry["negative_weight_ok"] = True
+    if "gate" in spec:
+        if spec["gate"] not in GATES:
+            raise ValueError(f"{where} ({name!r}): gate must be one of {', '.join(GATES)}, got {spec['gate']!r}")
+        if name == "correctness":
+            raise ValueError(f"{where}: correctness is what gates the others; it takes no gate")
+        entry["gate"] = spec["gate"]
+    return entry
+
+
+def _filter_bounds(spec: Mapping, where: str, name: str) -> dict:
+    """A filter entry's min and max, checked (at least one; min not above max)."""
+    found = {}
+    for key in ("min", "max"):
+        value = spec.get(key)
+        if value is not None and not is_number(value):
+            raise ValueError(f"{where} ({name}): {key} must be a number, got {value!r}")
+        found[key] = None if value is None else float(value)
+    if found["min"] is None and found["max"] is None:
+        raise ValueError(f"{where} ({name}): give a 'min' and/or a 'max' the reward must meet")
+    if found["min"] is not None and found["max"] is not None and found["min"] > found["max"]:
+        raise ValueError(f"{where} ({name}): min {found['min']} is above max {found['max']}")
+    return found
 
 
 def _context_parameters(name: str) -> tuple[str, ...]:

@@ -31,9 +31,8 @@ from rl_math.errors import exit_on_config_error
 from rl_math.eval.in_run import build_in_run_eval, load_best_model
 from rl_math.exit_status import HEALTH_STOP
 from rl_math.models import load_tokenizer, resolve_model
-from rl_math.rewards import build_rewards, check_reward_columns, reward_name
+from rl_math.rewards import build_rewards, check_reward_columns, reward_mix, reward_name
 from rl_math.sampling import stop_token_ids
-from rl_math.tasks.formats import default_reward_specs
 from rl_math.train.group_signal import GroupSignalRecorder
 from rl_math.train.health import health_stop_reason
 from rl_math.train.lifecycle import (
@@ -80,7 +79,7 @@ class TrainingSession:
             revision=model_args.model_revision,
         )
         self.stop_ids = stop_token_ids(self.tokenizer, self.model_path)
-        self.reward_specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+        self.reward_specs = reward_mix(script_args.rewards, script_args.prompt_format)
         self.resolved["rewards"] = self.reward_specs
         training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
         self.preemption = PreemptionCallback()
