@@ -9,6 +9,11 @@ rerunning the same command resumes after the last finished round. Filter and res
 `rl_math.methods.expert_iteration`. One process: sampling and training take turns on the same GPU.
 """
 
+from rl_math.train.supervisor import run_under_supervisor
+
+if __name__ == "__main__":
+    run_under_supervisor()  # first, before the heavy imports: a hang gets its own exit status (train/supervisor.py)
+
 from rl_math.methods.expert_iteration import main
 from rl_math.train.session import run_recipe
 

@@ -6,8 +6,14 @@
 
 Any field can be overridden after the config: `--learning_rate 1e-6 --max_steps 50`.
 Exit status: 0 finished (or checkpointed on a preemption signal), 2 a config error, 3 a health
-alarm with action `stop` ended the run (`stop_reason` in final_metrics.json).
+alarm with action `stop` ended the run (`stop_reason` in final_metrics.json), 4 stalled (no
+progress within `step_timeout_s`: every stack is in the log; see rl_math.exit_status).
 """
+
+from rl_math.train.supervisor import run_under_supervisor
+
+if __name__ == "__main__":
+    run_under_supervisor()  # first, before the heavy imports: a hang gets its own exit status (train/supervisor.py)
 
 from rl_math.methods.grpo import main
 from rl_math.train.session import run_recipe

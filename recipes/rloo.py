@@ -4,8 +4,14 @@
     accelerate launch recipes/rloo.py configs/qwen0.5b.yaml --...    # one GPU node (GRPO configs' fields apply)
 
 Any field can be overridden after the config. Exit status: 0 finished (or checkpointed on a
-preemption signal), 2 a config error, 3 a health alarm with action `stop` ended the run.
+preemption signal), 2 a config error, 3 a health alarm with action `stop` ended the run, 4 stalled
+(no progress within `step_timeout_s`; every stack is in the log).
 """
+
+from rl_math.train.supervisor import run_under_supervisor
+
+if __name__ == "__main__":
+    run_under_supervisor()  # first, before the heavy imports: a hang gets its own exit status (train/supervisor.py)
 
 from rl_math.methods.rloo import main
 from rl_math.train.session import run_recipe

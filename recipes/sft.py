@@ -10,6 +10,11 @@ end-of-turn token, so the model learns to stop. With `use_peft: true` the adapte
 output_dir and a merged full model in output_dir/merged (what vLLM, EI and GRPO load).
 """
 
+from rl_math.train.supervisor import run_under_supervisor
+
+if __name__ == "__main__":
+    run_under_supervisor()  # first, before the heavy imports: a hang gets its own exit status (train/supervisor.py)
+
 from rl_math.methods.sft import main
 from rl_math.train.session import run_recipe
 

@@ -135,8 +135,9 @@ def reexported_names(root: Path, package: str) -> set[str]:
 class Rewriter:
     """Rewrites the text of one file; `exports` is each package's re-exported names."""
 
-    def __init__(self, exports: dict[str, set[str]]):
+    def __init__(self, exports: dict[str, set[str]], submodules: frozenset[str] = frozenset()):
         self.exports = exports
+        self.submodules = submodules  # "package.module" for every module file a package holds now
         old = "|".join(sorted(MODULE_MOVES, key=len, reverse=True))
         self.from_import = re.compile(
             rf"(?P<head>from\s+rl_math\.(?P<old>{old}))(?![\w.])\s+import\s+"
@@ -157,9 +158,9 @@ class Rewriter:
             return old
         return SYMBOL_MOVES.get(old, {}).get(name, MODULE_MOVES[old])
 
-    @staticmethod
-    def is_submodule(package: str, name: str) -> bool:
-        return any(new == f"{package}.{name}" for new in MODULE_MOVES.values())
+    def is_submodule(self, package: str, name: str) -> bool:
+        # a module written after the split (rewards/isolation.py) is one too, not a name of the old flat module
+        return f"{package}.{name}" in self.submodules or any(new == f"{package}.{name}" for new in MODULE_MOVES.values())
 
     def rename(self, old: str, name: str) -> str:
         return SYMBOL_RENAMES.get((old, name), name)
@@ -259,7 +260,10 @@ def move_files(root: Path, check: bool) -> list[str]:
 
 def rewrite_files(root: Path, check: bool) -> list[str]:
     exports = {package: reexported_names(root, package) for package in PACKAGES}
-    rewriter = Rewriter(exports)
+    submodules = frozenset(
+        f"{package}.{path.stem}" for package in PACKAGES for path in (root / "src" / "rl_math" / package).glob("*.py")
+    )
+    rewriter = Rewriter(exports, submodules)
     changed = []
     for name in git(root, "ls-files", "--cached", "--others", "--exclude-standard").splitlines():
         path = root / name

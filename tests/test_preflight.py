@@ -1,6 +1,7 @@
 """Preflight: the batch arithmetic GRPOTrainer enforces, checked before anything loads."""
 
 import os
+import subprocess
 import time
 from datetime import timedelta
 
@@ -188,6 +189,27 @@ def test_a_build_lock_being_written_now_only_warns(monkeypatch, tmp_path, caplog
     _deepspeed_extensions(monkeypatch, tmp_path, lock_age_s=0)
     check_stale_build_locks({}, set())
     assert "is being built" in caplog.text
+
+
+def test_an_old_build_lock_with_a_build_running_in_its_directory_only_warns(monkeypatch, tmp_path, caplog):
+    # On main any lock older than 300 s was refused, even with its build still compiling (a slow node).
+    lock = _deepspeed_extensions(monkeypatch, tmp_path, lock_age_s=3600)
+    compiler = subprocess.Popen(["sleep", "30"], cwd=lock.parent)  # stands in for ninja / c++ in the build dir
+    try:
+        check_stale_build_locks({}, set())
+    finally:
+        compiler.kill()
+        compiler.wait()
+    assert f"is being built in {lock.parent} (pids {compiler.pid})" in caplog.text
+
+
+def test_a_stale_build_lock_is_refused_under_torchrun_and_plain_python_too(monkeypatch, tmp_path):
+    # On main only accelerate's environment variables armed the check: under torchrun the run hung.
+    lock = _deepspeed_extensions(monkeypatch, tmp_path, lock_age_s=3600)
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
+    check_stale_build_locks({}, set())  # no DeepSpeed in this run: a lock does not concern it
+    with pytest.raises(ConfigError, match=f"rm {lock}"):
+        check_stale_build_locks({"deepspeed": "ds_configs/zero2.json"}, set())
 
 
 def test_the_cpu_process_group_gets_the_configured_timeout(monkeypatch):

@@ -55,6 +55,7 @@ exit $rc
     "accelerate": """#!/bin/bash
 trap 'echo "accelerate got USR1 rank=$SLURM_PROCID" >>"$FAKE_LOG"; exit 0' USR1  # before the log line the test waits for
 echo "accelerate $*" >>"$FAKE_LOG"
+if [[ -n ${FAKE_MARK_STALL:-} ]]; then echo "stalled" >>"$RL_MATH_STALL_MARKER"; fi  # as a rank's supervisor does
 if [[ -n ${FAKE_TRAIN_WAIT:-} ]]; then while :; do sleep 0.02; done; fi
 exit "${FAKE_TRAIN_RC:-0}"
 """,
@@ -311,6 +312,48 @@ def test_gpus_per_node_detection(fake, env, procs):
         del env["SLURM_GPUS_ON_NODE"]
     out = fake.lines(TRAIN, "recipes/grpo.py", "configs/plain.yaml", **env)
     assert all(f"--num_machines 2 --num_processes {procs} " in ln for ln in out)
+
+
+# ------------------------------------------------------------------------------ a CPU node
+def test_a_cpu_node_runs_the_recipe_with_plain_python(fake):
+    del fake.env["SLURM_GPUS_ON_NODE"]  # no GPU anywhere: nvidia-smi lists none
+    r = fake.run(TRAIN, "recipes/grpo.py", "configs/plain.yaml")
+    assert r.returncode == 0, r.stderr
+    assert "1 CPU process" in r.stdout
+    (line,) = [ln for ln in r.stdout.splitlines() if not ln.startswith("#")]
+    assert line == f"[gpu-a01] machine_rank=0: {sys.executable} recipes/grpo.py configs/plain.yaml --resume_from_checkpoint true"
+    assert fake.lines(TRAIN, "recipes/grpo.py", "configs/plain.yaml", GPUS_PER_NODE="0") == [line]
+
+
+def test_a_cpu_job_on_two_nodes_is_one_sentence(fake):
+    fake.nodes("n1", "n2")
+    r = fake.run(TRAIN, "recipes/grpo.py", "configs/plain.yaml", GPUS_PER_NODE="0")
+    assert r.returncode == 2 and "a CPU job runs on one node; submit with --nodes=1" in r.stderr
+
+
+# ------------------------------------------------------------------------------ stalls: requeue, bounded
+def _stall(fake, **env):
+    return fake.run(TRAIN, "recipes/grpo.py", "configs/plain.yaml", DRY_RUN="0", MAX_STALL_REQUEUES="2", **env)
+
+
+@pytest.mark.parametrize("how", [{"FAKE_TRAIN_RC": "4"}, {"FAKE_TRAIN_RC": "1", "FAKE_MARK_STALL": "1"}],
+                         ids=["status 4", "launcher status 1 + stall marker"])
+def test_a_stalled_run_is_requeued_a_bounded_number_of_times(fake, how):
+    for attempt in (1, 2):
+        r = _stall(fake, SLURM_RESTART_COUNT=str(attempt - 1), **how)
+        assert r.returncode == 0, r.stderr
+        assert "training stalled: no progress within step_timeout_s" in r.stderr
+        assert f"(stall requeue {attempt} of 2)" in r.stderr
+    assert fake.log.read_text().count("scontrol requeue 1234") == 2
+    r = _stall(fake, SLURM_RESTART_COUNT="2", **how)
+    assert r.returncode == 4 and "training stalled again after 2 stall requeue(s)" in r.stderr
+    assert fake.log.read_text().count("scontrol requeue 1234") == 2
+
+
+def test_a_crash_is_not_a_stall(fake):
+    r = _stall(fake, FAKE_TRAIN_RC="1")
+    assert r.returncode == 1 and "stalled" not in r.stderr
+    assert "scontrol requeue" not in fake.log.read_text()
 
 
 def test_port_from_job_id_and_usage_errors(fake):

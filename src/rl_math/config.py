@@ -81,9 +81,22 @@ class RecipeArguments(DataArguments):
             "null uses the prompt format's default mix."
         },
     )
+    step_timeout_s: float = dataclasses.field(
+        default=1800.0,
+        metadata={
+            "help": "Step watchdog of the training recipes: a run with no optimizer step, micro-step, log, save or "
+            "evaluation for this many seconds writes every thread's stack to the log and exits with status 4 "
+            "(stalled), which slurm/train.sbatch requeues. Half an hour outlasts a 7B GRPO step; 0 turns it off."
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.step_timeout_s, (int, float)) or not 0 <= self.step_timeout_s < float("inf"):
+            raise ConfigError(
+                f"step_timeout_s must be 0 (off) or a positive number of seconds, got {self.step_timeout_s!r}; "
+                "the default is 1800"
+            )
         if self.rewards is not None:
             try:
                 self.rewards = validate_reward_specs(self.rewards)

@@ -48,6 +48,8 @@ class RunError(RuntimeError):
     """A failure during a run that one sentence explains (a custom reward that raised or returned a
     wrong value): `run_recipe` prints it alone, with where it came from, and exits 1 (no traceback)."""
 
+    where: str | None = None  # `file:line` when the failure happened elsewhere (a reward's worker process)
+
 
 def innermost_frame(error: BaseException) -> str | None:
     """`file:line` where an exception was raised (its cause's, when it has one), for a one-line report.
@@ -95,7 +97,7 @@ def exit_on_config_error() -> typing.Iterator[None]:
         print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     except RunError as err:
-        where = innermost_frame(err)
+        where = getattr(err, "where", None) or innermost_frame(err)
         print(f"{Path(sys.argv[0]).name}: error: {err}" + (f" (at {where})" if where else ""), file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -39,6 +39,7 @@ from rl_math.train.lifecycle import (
     previous_run_files,
     resume_requested,
 )
+from rl_math.versions import check_versions
 
 logger = logging.getLogger(__name__)
 
@@ -258,23 +259,52 @@ def init_cpu_process_group(values: dict[str, Any], explicit: set[str]) -> None:
 # killed build makes every later build of that op wait for it forever, silently. A younger one may
 # be another job's build in progress (a first build takes ~30 s on 2 cores): only a warning.
 _BUILD_LOCK = "lock"
-_FRESH_LOCK_S = 300
+_NEW_LOCK_S = 60  # a build writes its sources for a moment after taking the lock, before ninja starts
+
+
+def build_processes(directory: Path, proc: Path = Path("/proc")) -> list[int]:
+    """Processes of this host working in `directory` (torch runs ninja and the compiler there); [] if none.
+
+    A JIT build lock carries no process id, so the lock's own directory is how a live build is told
+    from a dead one. Processes this user cannot inspect are skipped.
+    """
+    target = os.path.realpath(directory)
+    pids = []
+    for entry in proc.glob("[0-9]*"):
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd == target or cwd.startswith(target + os.sep):
+            pids.append(int(entry.name))
+    return sorted(pids)
 
 
 def check_stale_build_locks(values: dict[str, Any], explicit: set[str]) -> None:
-    """Under DeepSpeed, refuse to launch into a JIT op build lock that nobody will ever release."""
-    if not deepspeed_launch():
+    """Under DeepSpeed (any launcher), refuse to start on a JIT op build lock that nobody will ever release.
+
+    A lock is stale when no process of this host builds in its directory and it is older than a
+    minute; slurm/train.sbatch gives each job its own TORCH_EXTENSIONS_DIR, so a build killed with
+    another job never blocks this one.
+    """
+    if not (deepspeed_launch() or values.get("deepspeed")):
         return
     root = extensions_dir()
     locks = [*root.glob(f"*/{_BUILD_LOCK}"), *root.glob(f"*/*/{_BUILD_LOCK}")]
-    stale = [lock for lock in locks if time.time() - lock.stat().st_mtime > _FRESH_LOCK_S]
-    for lock in set(locks) - set(stale):
-        logger.warning("a torch extension is being built (%s); if this launch hangs, delete that file", lock)
+    stale = []
+    for lock in locks:
+        builders = build_processes(lock.parent)
+        if builders or time.time() - lock.stat().st_mtime < _NEW_LOCK_S:
+            logger.warning("a torch extension is being built in %s (pids %s); waiting for it", lock.parent,
+                           ", ".join(map(str, builders)) or "starting")
+        else:
+            stale.append(lock)
     if stale:
         paths = " ".join(str(lock) for lock in stale)
         raise ConfigError(
-            f"stale torch extension build lock(s) {paths}, left by a build that was killed, would make this "
-            f"DeepSpeed launch wait forever; delete them (rm {paths}) and launch again"
+            f"stale torch extension build lock(s) {paths}, left by a build that was killed (no process on this "
+            f"host builds there), would make this DeepSpeed launch wait forever; delete them (rm {paths}) and "
+            "launch again"
         )
 
 
@@ -493,8 +523,10 @@ def check_lora_targets(values: dict[str, Any], explicit: set[str]) -> None:
 
 
 # The checks every recipe runs on its inputs (each looks only at the fields the recipe has).
-INPUT_CHECKS = (check_model_path, check_output_dir_writable, check_resume_path, check_trackers, check_launch,
-                check_lora_targets)
+INPUT_CHECKS = (
+    check_versions, check_model_path, check_output_dir_writable, check_resume_path, check_trackers, check_launch,
+    check_lora_targets,
+)
 
 # The checks of every online RL method (GRPO, RLOO), after its batch checks.
 ONLINE_RL_CHECKS = (

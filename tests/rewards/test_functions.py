@@ -693,26 +693,17 @@ def test_a_failing_custom_reward_is_named_in_the_error(reward, message):
         func(completions=["a", "b"])
 
 
-def test_a_custom_reward_that_never_returns_times_out_with_its_name():
+def test_a_custom_reward_that_never_returns_scores_none_at_its_timeout(caplog):
     func = get_reward("fixtures.broken_rewards:hanging_reward", timeout=0.2)
-    with pytest.raises(TimeoutError, match=r"reward 'hanging_reward' did not return within 0.2 s"):
-        func(completions=["a"])
+    with caplog.at_level("WARNING"):
+        assert func(completions=["a"]) == [None]  # more in tests/rewards/test_isolation.py
+    assert "reward 'hanging_reward' did not return within 0.2 s" in caplog.text
 
 
 def test_a_working_custom_reward_passes_through_named_and_picklable():
     func = get_reward("fixtures.broken_rewards:good_reward")
     assert func(completions=["a", "b"]) == [0.5, None]
     assert get_callable_name(func) == "good_reward" and pickle.loads(pickle.dumps(func))(completions=["a"]) == [0.5]
-
-
-def test_a_custom_reward_runs_with_the_callers_grad_mode():
-    import torch
-
-    seen = []
-    func = rewards.CheckedReward(lambda completions, **kw: seen.append(torch.is_grad_enabled()) or [0.0], "probe", 5)
-    with torch.no_grad():
-        func(completions=["a"])
-    assert seen == [False]
 
 
 # -- gate: correct ------------------------------------------------------------------------------

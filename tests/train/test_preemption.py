@@ -274,3 +274,59 @@ def test_real_trainer_checkpoints_and_stops(tmp_path, caplog):
     assert json.loads((ckpt / "trainer_state.json").read_text())["global_step"] == 2
     assert "saving a checkpoint at step 2" in caplog.text
     assert signal.getsignal(signal.SIGUSR1) == before  # restored at train end
+
+
+# -- nothing hangs on a signal --------------------------------------------------------------------
+
+_SIGTERM_WHILE_A_REWARD_HANGS = """
+import os, signal, sys, threading, time
+sys.path.insert(0, {fixtures!r})
+from transformers import TrainerControl, TrainerState
+from rl_math.rewards import get_reward
+from rl_math.train.preemption import PreemptionCallback
+
+class Args:
+    device = "cpu"
+
+callback = PreemptionCallback()
+callback.on_train_begin(Args(), TrainerState(), TrainerControl())
+reward = get_reward("broken_rewards:catastrophic_regex_reward", timeout=600)  # holds its GIL for ages
+def terminate():
+    time.sleep(2); os.kill(os.getpid(), signal.SIGTERM)   # a first SIGTERM: the run should checkpoint...
+    time.sleep({gap}); os.kill(os.getpid(), signal.SIGTERM)  # ...a second one: it must end now
+threading.Thread(target=terminate, daemon=True).start()
+print("scoring", flush=True)
+reward(completions=["a"])
+print("reward returned", flush=True)
+"""
+
+
+def _sigterm_while_a_reward_hangs(gap: float):
+    import subprocess
+    import sys
+
+    from recipe_runs import FIXTURES, REPO_ROOT, offline_env
+
+    code = _SIGTERM_WHILE_A_REWARD_HANGS.format(fixtures=str(FIXTURES), gap=gap)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env=offline_env(RL_MATH_NO_SUPERVISOR="1"), cwd=REPO_ROOT)
+    return result, time.monotonic() - started
+
+
+def test_a_second_sigterm_ends_the_run_even_while_a_reward_hangs():
+    # On main the custom reward ran in a thread holding the GIL: the handler never ran, SIGTERM was swallowed.
+    result, elapsed = _sigterm_while_a_reward_hangs(gap=6)
+    assert result.returncode == -signal.SIGTERM, result.stderr[-2000:]
+    assert "reward returned" not in result.stdout
+    assert elapsed < 60
+
+
+def test_a_sigterm_delivered_twice_at_once_counts_once():
+    """SLURM signals every process of a step and torchrun forwards too: one request, two deliveries."""
+    cb = PreemptionCallback()
+    cb.on_train_begin(ARGS, TrainerState(), TrainerControl())
+    _deliver(signal.SIGTERM)
+    _deliver(signal.SIGTERM)  # within DUPLICATE_WINDOW_S: the process is still alive, the checkpoint still comes
+    assert cb.received is signal.SIGTERM
+    cb.on_train_end(ARGS, TrainerState(), TrainerControl())

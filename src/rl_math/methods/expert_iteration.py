@@ -72,6 +72,7 @@ from rl_math.train.lifecycle import (
 )
 from rl_math.train.preemption import PreemptionCallback
 from rl_math.train.sft_data import drop_overlong, samples_to_sft
+from rl_math.train.watchdog import StepWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -426,7 +427,6 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     """SFT `start_model` on the rows; save the merged model to rdir/model. None if preempted."""
     from trl import SFTTrainer, get_peft_config
 
-
     args = copy.deepcopy(ctx.training_args)
     args.output_dir = str(rdir / TRAIN_DIR)
     args.model_init_kwargs = model_init_kwargs(ctx.model_args, ctx.training_args)
@@ -441,7 +441,8 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     preemption = PreemptionCallback()
     trainer = SFTTrainer(
         model=resolve_model(start_model), args=args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=get_peft_config(ctx.model_args), callbacks=[preemption],
+        peft_config=get_peft_config(ctx.model_args),
+        callbacks=[StepWatchdog(ctx.script_args.step_timeout_s), preemption],
     )
     log_config_to_trackers(trainer, ctx.resolved_config)
     quiet_tied_weights_warning(trainer)

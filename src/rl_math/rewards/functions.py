@@ -31,9 +31,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from rl_math.errors import ConfigError, RunError, nearest_key
+from rl_math.errors import ConfigError, nearest_key
 from rl_math.grading.batch import as_list, batch_texts, check_int, column, is_int, is_number, score_each, warn_once
 from rl_math.grading.grader import assistant_message, completion_text
+from rl_math.rewards.isolation import IsolatedReward, RewardTypeError, RewardValueError
 from rl_math.tasks import get_task
 from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
 
@@ -67,7 +68,7 @@ TRL_ARGUMENTS = frozenset(
 # `gate: correct` makes a shaping reward count only on correct completions (see gate_on_correct)
 SPEC_KEYS = ("name", "weight", "negative_weight_ok", "gate")
 GATES = ("correct",)
-# A custom reward's calls are bounded: `{name: my_pkg.mod:fn, timeout: 60}` (seconds per batch).
+# A custom reward's calls are bounded: `{name: my_pkg.mod:fn, timeout: 60}` (seconds per call; see isolation.py).
 TIMEOUT_KEY = "timeout"
 DEFAULT_CUSTOM_REWARD_TIMEOUT_S = 600.0
 
@@ -391,47 +392,14 @@ def get_reward(name: str, **params) -> RewardFunc:
     return CheckedReward(func, resolved.display_name, float(timeout))
 
 
-def _thread_state() -> Callable[[], None]:
-    """What a worker thread must share with the caller for torch code to behave alike: grad mode and
-    the current CUDA device are per thread (a reward model on rank 3 would otherwise run on cuda:0)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return lambda: None
-    grad_enabled = torch.is_grad_enabled()
-    device = torch.cuda.current_device() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-
-    def inherit() -> None:
-        torch.set_grad_enabled(grad_enabled)
-        if device is not None:
-            torch.cuda.set_device(device)
-
-    return inherit
-
-
-class RewardError(RunError):
-    """A custom reward raised: one sentence naming it (the recipe prints it alone, exit 1)."""
-
-
-class RewardTimeout(RewardError, TimeoutError):
-    """A custom reward did not return within its limit."""
-
-
-class RewardTypeError(RewardError, TypeError):
-    """A custom reward returned something that is not one float (or None) per completion."""
-
-
-class RewardValueError(RewardError, ValueError):
-    """A custom reward returned the wrong number of values, or a NaN or infinity."""
-
-
 class CheckedReward:
     """A custom reward, called as TRL calls it, whose every failure is an error that names it.
 
-    Built-in rewards never raise or hang; code from an import path may: it is run with a time limit
-    per batch (a hung reward would otherwise hang every rank forever) and its result is checked,
-    one float or None per completion, finite (a NaN would silently zero the advantage and the loss).
+    Built-in rewards never raise or hang; code from an import path may: it runs in its own worker
+    process with a time limit per call (`rl_math.rewards.isolation`: a reward that holds the GIL
+    would defeat a thread's limit and hang every rank), completions it cannot score in time get
+    None, and its result is checked, one float or None per completion, finite (a NaN would
+    silently zero the advantage and the loss).
     """
 
     def __init__(self, func: RewardFunc, name: str, timeout_s: float) -> None:
@@ -439,33 +407,11 @@ class CheckedReward:
         self.__name__ = self.__qualname__ = name
         self.__doc__ = getattr(func, "__doc__", None)
         self.timeout_s = timeout_s
+        self.isolated = IsolatedReward(func, name, timeout_s)
 
     def __call__(self, *args, **kwargs) -> list:
-        import threading
-
-        outcome: dict[str, object] = {}
-        inherit = _thread_state()
-
-        def call() -> None:
-            try:
-                inherit()
-                outcome["result"] = self.func(*args, **kwargs)
-            except BaseException as error:  # noqa: BLE001 - re-raised below, named after the reward
-                outcome["error"] = error
-
-        # a daemon thread: a reward that never returns cannot keep the process alive after the error
-        worker = threading.Thread(target=call, name=f"reward {self.__name__}", daemon=True)
-        worker.start()
-        worker.join(self.timeout_s)
-        if worker.is_alive():
-            raise RewardTimeout(
-                f"reward {self.__name__!r} did not return within {self.timeout_s:g} s for a batch; fix it, or "
-                f"raise its limit with {{name: ..., {TIMEOUT_KEY}: SECONDS}} in rewards"
-            )
-        if "error" in outcome:
-            error = outcome["error"]
-            raise RewardError(f"reward {self.__name__!r} raised {type(error).__name__}: {error}") from error  # type: ignore[misc]
-        return self._checked(outcome["result"], len(as_list(kwargs.get("completions", args[0] if args else []))))
+        result = self.isolated(*args, **kwargs)
+        return self._checked(result, len(as_list(kwargs.get("completions", args[0] if args else []))))
 
     def _checked(self, result: object, expected: int) -> list:
         if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):

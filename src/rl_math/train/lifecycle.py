@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 
 from rl_math.errors import ConfigError, RunError
 from rl_math.runtime import is_embedded_model, world_size_from_env
+from rl_math.train import watchdog
 from rl_math.train.checkpoints import CHECKPOINT_COMPLETE_FILE, checkpoint_problem, mark_before_rotating
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ def run_training(trainer, checkpoint: str | None) -> dict[str, Any]:
                 "learning_rate, or resume from an earlier checkpoint with a lower one"
             ) from err
         raise
+    finally:
+        watchdog.disarm()  # on_train_end is not called when training raises: no timer may outlive train()
 
 
 # torch.multinomial's message when the logits are NaN/inf (a diverged model), deep inside generate()

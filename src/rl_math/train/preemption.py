@@ -25,6 +25,12 @@ A recipe uses it like this::
     if preemption.stopped:          # checkpoint written, job is about to be requeued:
         return                      # skip the final save/eval/push
 
+Nothing hangs on a signal: a first signal also freezes the step watchdog (`rl_math.train.watchdog`),
+so the run ends within `step_timeout_s` of its last progress even if it never reaches a step end
+(a hung collective, a rank holding the GIL); a **second SIGTERM**, ``DUPLICATE_WINDOW_S`` or more
+after the first, ends the process at once with the default action (SLURM and torchrun may each
+deliver one SIGTERM, so one arriving within the window is the same request).
+
 Signal handlers can only be installed from the main thread; in any other thread the callback logs
 a warning and does nothing. Handlers that were installed before ``on_train_begin`` are restored
 at ``on_train_end``, and a previous *Python* handler is also called (chained) when a signal
@@ -34,17 +40,23 @@ arrives; ``SIG_DFL``/``SIG_IGN`` are not chained (that would kill the process or
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from rl_math.train import watchdog
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGUSR1, signal.SIGTERM)
+DUPLICATE_WINDOW_S = 5.0
+"""A SIGTERM this soon after the first is the same request delivered twice (by SLURM and by torchrun)."""
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -70,6 +82,7 @@ class PreemptionCallback(TrainerCallback):
         self.sync_ranks = sync_ranks
         self.chain = chain
         self.received: signal.Signals | None = None  # first signal seen by this process
+        self._first_sigterm_at: float | None = None
         self.stopped = False  # True once this callback asked the Trainer to save and stop
         self.stopped_at_step: int | None = None
         self._previous: dict[signal.Signals, _Handler] = {}
@@ -82,11 +95,24 @@ class PreemptionCallback(TrainerCallback):
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         # Runs between two bytecodes of the main thread: only record, never do I/O or collectives.
         sig = signal.Signals(signum)
+        if sig is signal.SIGTERM:
+            now = time.monotonic()
+            if self._first_sigterm_at is None:
+                self._first_sigterm_at = now
+            elif now - self._first_sigterm_at >= DUPLICATE_WINDOW_S:
+                self._die_now(signum)
         if self.received is None:
             self.received = sig
+            watchdog.freeze()  # from now on the run must end: progress no longer postpones the deadline
         previous = self._previous.get(sig)
         if self.chain and callable(previous) and previous is not self._handle:
             previous(signum, frame)
+
+    @staticmethod
+    def _die_now(signum: int) -> None:
+        """A second SIGTERM: the user or the scheduler insists. Take the default action (termination)."""
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     def install(self) -> bool:
         """Install the handlers (idempotent). Returns False outside the main thread."""
@@ -136,6 +162,7 @@ class PreemptionCallback(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self.received = None
+        self._first_sigterm_at = None
         self.stopped = False
         self.stopped_at_step = None
         self.install()

@@ -8,8 +8,9 @@ everything around it, in this order:
 2. the model (the embedded default built on first use), its tokenizer (the one loader,
    :func:`rl_math.models.load_tokenizer`), the one stop-token set, the reward mix (the YAML's or the
    prompt format's default) and the trainer's model kwargs;
-3. the callbacks every method gets: preemption (SIGTERM/SIGUSR1 → checkpoint), in-run held-out
-   accuracy when configured, and the method's own (health, …);
+3. the callbacks every method gets: the step watchdog (`step_timeout_s`: a hang → stacks in the
+   log, exit status 4), preemption (SIGTERM/SIGUSR1 → checkpoint), in-run held-out accuracy when
+   configured, and the method's own (health, …);
 4. train (checkpoints marked complete as written), then: preempted → return (the requeued job
    resumes); else the best checkpoint when `eval_load_best_at_end`, the health stop reason, and the
    save (model, tokenizer, resolved config, final metrics).
@@ -48,6 +49,7 @@ from rl_math.train.lifecycle import (
     setup_logging,
 )
 from rl_math.train.preemption import PreemptionCallback
+from rl_math.train.watchdog import StepWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class TrainingSession:
         self.reward_specs = reward_mix(script_args.rewards, script_args.prompt_format)
         self.resolved["rewards"] = self.reward_specs
         training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
+        self.watchdog = StepWatchdog(script_args.step_timeout_s)
         self.preemption = PreemptionCallback()
         self.in_run_eval = []
         if eval_args is not None:
@@ -97,8 +100,8 @@ class TrainingSession:
                 "max_completion_length": getattr(self.training_args, "max_completion_length", None)}
 
     def callbacks(self, *method_callbacks) -> list:
-        """Every method's callbacks (preemption, in-run evaluation) followed by the method's own."""
-        return [self.preemption, *self.in_run_eval, *method_callbacks]
+        """Every method's callbacks (watchdog, preemption, in-run evaluation) followed by the method's own."""
+        return [self.watchdog, self.preemption, *self.in_run_eval, *method_callbacks]
 
     def train(self, trainer, *, save=None) -> SessionResult:
         """Train `trainer` (built with :meth:`callbacks`), then keep the best model and save the run.
