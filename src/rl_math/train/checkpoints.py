@@ -118,7 +118,9 @@ def mark_before_rotating(trainer) -> None:
     """
     from transformers.trainer_utils import rotate_checkpoints
 
-    save_checkpoint = trainer._save_checkpoint
+    save_checkpoint = getattr(trainer, "_save_checkpoint", None)
+    if save_checkpoint is None:  # not a transformers Trainer (a test double): nothing to wrap
+        return
 
     def _save_checkpoint(model, trial):
         limit = trainer.args.save_total_limit
