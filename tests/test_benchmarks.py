@@ -12,7 +12,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 SCRIPTS = ["reward_throughput.py", "recipe_overhead.py", "startup.py", "gpu_grpo_step.py", "plan_vs_measured.py", "bare_grpo.py",
-           "learning.py", "async_generation.py"]
+           "learning.py", "checkpoint_checksum.py", "async_generation.py"]
 
 
 def run(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:

@@ -69,6 +69,16 @@ def test_plot_writes_a_png_with_every_panel(tmp_path, capsys):
     assert f"wrote {tmp_path / 'curves.png'}" in capsys.readouterr().out
 
 
+def test_plot_draws_the_held_out_accuracy_the_run_logged(tmp_path):
+    run = write_run(tmp_path / "run-a")
+    history = json.loads((run / "trainer_state.json").read_text())
+    history["log_history"][:0] = [{"eval_accuracy": 0.25, "step": 0}]
+    history["log_history"].insert(-1, {"eval_accuracy": 0.5, "eval_seconds": 3.0, "step": 10})  # in-run evaluations
+    (run / "trainer_state.json").write_text(json.dumps(history))
+    assert main(["plot", str(run), "-o", str(tmp_path / "c.png")]) == 0
+    assert "held_out" not in png_text(tmp_path / "c.png")["rl_math:not_logged"].split(",")
+
+
 def test_plot_defaults_to_curves_png_in_the_output_dir(tmp_path):
     run = write_run(tmp_path / "run-a")
     assert main(["plot", str(run)]) == 0

@@ -207,10 +207,22 @@ def test_single_value_for_a_list_field_is_a_list_of_one(config_file):
     assert parse_config(TYPES, [path]).values["lora_target_modules"] == ["q_proj"]
 
 
-def test_help_lists_every_field_and_exits_cleanly(capsys):
+def test_help_is_one_page_naming_the_yaml_and_every_field_and_exits_cleanly(capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_config(TYPES, ["--help"])
     assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(" CONFIG.yaml [--FIELD VALUE ...]")  # before: 1 475 lines, no YAML
+    assert len(out.splitlines()) < 120
+    assert all(name in out for name in ("prompt_format", "num_generations", "lora_r"))
+
+
+def test_help_of_one_field_and_the_full_page(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(TYPES, ["--help", "num_generations"])
+    assert capsys.readouterr().out.startswith("--num_generations (")
+    with pytest.raises(SystemExit):
+        parse_config(TYPES, ["--help-all"])
     out = capsys.readouterr().out
     assert "--prompt_format" in out and "--num_generations" in out and "--lora_r" in out
 

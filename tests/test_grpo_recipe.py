@@ -7,6 +7,10 @@ import pytest
 import yaml
 from recipe_runs import FIXTURES, REPO_ROOT, accelerate_launch, metric_series, offline_env, run_probe, run_recipe
 
+from rl_math.cli import main as cli_main
+from rl_math.config import parse_config
+from rl_math.methods import recipe_dataclasses
+
 pytestmark = pytest.mark.slow
 SMOKE = str(REPO_ROOT / "configs" / "smoke.yaml")
 
@@ -29,6 +33,17 @@ def test_smoke_run_shows_progress_and_reward_metrics(smoke_run):
     assert "4/4" in result.stderr  # the Trainer's progress bar
     assert metric_series(out, "rewards/correctness/mean")
     assert metric_series(out, "rewards/termination/mean")
+
+
+def test_rl_math_samples_reads_the_smoke_runs_completions(smoke_run, capsys):
+    out, _ = smoke_run
+    assert cli_main(["samples", str(out)]) == 0
+    assert "step 4" in capsys.readouterr().out
+
+
+def test_the_smoke_config_raises_no_alarm_that_a_random_model_always_earns():
+    health = parse_config(recipe_dataclasses("grpo"), [SMOKE]).instances[3]
+    assert health.action_for("shape_only") == "off" and health.action_for("reward_trap") != "off"
 
 
 def test_smoke_run_writes_checkpoints(smoke_run):

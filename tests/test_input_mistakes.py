@@ -27,6 +27,10 @@ MISTAKES = [
     ("hub-model-offline", (*GRPO, "--model_name_or_path", "Qwen/No-Such-Model"), r"'Qwen/No-Such-Model'.*hub is unreachable \(HF_HUB_OFFLINE=1\)", {}),
     ("no-model", ("grpo", "{tmp}/no_model.yaml"), r"no model given: set model_name_or_path", {}),
     ("model-folder-without-config", (*GRPO, "--model_name_or_path", "{tmp}/empty_folder"), r"holds no config.json", {}),
+    ("model-folder-without-tokenizer", (*GRPO, "--model_name_or_path", "{tmp}/weights_only"), r"holds weights but no tokenizer", {}),
+    ("deepspeed-with-plain-python", (*SFT, "--deepspeed", "ds_configs/zero2.json"), r"--deepspeed needs a launcher", {}),
+    ("lora-target-typo", (*SFT, "--use_peft", "true", "--lora_target_modules", "q_prj", "v_proj"),
+     r"lora_target_modules 'q_prj' names no module of .*did you mean 'q_proj'", {}),
     ("missing-dataset-file", (*GRPO, "--dataset_name", "{tmp}/nope.jsonl"), r"dataset file .*nope.jsonl' does not exist", {}),
     ("wrong-columns", (*GRPO, "--dataset_name", "{tmp}/columns.jsonl"), r"lacks column\(s\) \['question', 'answer'\].*rename", {}),
     ("missing-split", (*GRPO, "--dataset_name", "{tmp}", "--dataset_train_split", "trian"), r"split 'trian' not found.*test, train\)", {}),
@@ -40,12 +44,12 @@ MISTAKES = [
     ("logging-steps-0", (*GRPO, "--logging_steps", "0"), r"logging_steps is 0", {}),
     ("health-actions-typo", (*GRPO, "--health_actions", "{{reward_trp: stop}}"), r"unknown condition 'reward_trp'.*reward_trap", {}),
     ("health-action-typo", (*GRPO, "--health_action", "stopp"), r"health_action must be one of warn, stop", {}),
-    ("max-completion-length-0", (*GRPO, "--max_completion_length", "0"), r"max_completion_length is 0; set it to at least 1", {}),
-    ("max-train-samples-0", (*GRPO, "--max_train_samples", "0"), r"max_train_samples is 0; set it to at least 1", {}),
+    ("max-completion-length-0", (*GRPO, "--max_completion_length", "0"), r"max_completion_length is 0; allowed \[1, inf\)", {}),
+    ("max-train-samples-0", (*GRPO, "--max_train_samples", "0"), r"max_train_samples is 0; allowed \[1, inf\)", {}),
     ("max-prompt-tokens-0", (*GRPO, "--max_prompt_tokens", "0"), r"max_prompt_tokens is 0", {}),
-    ("negative-temperature", (*GRPO, "--temperature", "-1"), r"temperature is -1; .* above 0", {}),
+    ("negative-temperature", (*GRPO, "--temperature", "-1"), r"temperature is -1.0; allowed \(0, inf\) \(GRPO samples each group", {}),
     ("top-p-0", (*GRPO, "--top_p", "0"), r"top_p is 0", {}),
-    ("negative-learning-rate", (*GRPO, "--learning_rate", "-1e-4"), r"learning_rate is -0.0001; a learning rate is positive", {}),
+    ("negative-learning-rate", (*GRPO, "--learning_rate", "-1e-4"), r"learning_rate is -0.0001; allowed \(0, 0.1\]", {}),
     ("unwritable-output-dir", (*GRPO, "--output_dir", "/proc/rl-math-out"), r"output_dir '/proc/rl-math-out' cannot be written", {}),
     ("output-dir-is-a-file", (*GRPO, "--output_dir", "{tmp}/a_file"), r"a_file' is a file", {}),
     ("output-dir-inside-a-file", (*GRPO, "--output_dir", "{tmp}/a_file/run"), r"is inside the file", {}),
@@ -58,9 +62,9 @@ MISTAKES = [
     ("eval-missing-split", (*EVAL, "--dataset_name", "{tmp}", "--dataset_test_split", "tset"), r"split 'tset' not found", {}),
     ("ei-model-path-typo", (*EI, "--model_name_or_path", "{tmp}/sft-smok"), r"model path .*sft-smok' does not exist", {}),
     ("ei-output-dir-is-a-file", (*EI, "--output_dir", "{tmp}/a_file"), r"a_file' is a file", {}),
-    ("ei-top-p-0", (*EI, "--ei_top_p", "0"), r"ei_top_p is 0; it must be in \(0, 1\]", {}),
-    ("ei-negative-temperature", (*EI, "--ei_temperature", "-1"), r"ei_temperature is -1; it must be >= 0 \(0 is greedy\)", {}),
-    ("eval-top-p-above-1", (*EVAL, "--top_p", "1.5"), r"top_p is 1.5; it must be in \(0, 1\]", {}),
+    ("ei-top-p-0", (*EI, "--ei_top_p", "0"), r"ei_top_p is 0.0; allowed \(0, 1\]", {}),
+    ("ei-negative-temperature", (*EI, "--ei_temperature", "-1"), r"ei_temperature is -1.0; allowed \[0, inf\) \(0 is greedy\)", {}),
+    ("eval-top-p-above-1", (*EVAL, "--top_p", "1.5"), r"top_p is 1.5; allowed \(0, 1\]", {}),
 ]
 
 
@@ -83,6 +87,9 @@ def mistake_files(tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
     (tmp_path / "netrc").write_text("")
     (tmp_path / "empty_folder").mkdir()
+    (tmp_path / "weights_only").mkdir()
+    (tmp_path / "weights_only" / "config.json").write_text('{"model_type": "qwen2"}')
+    (tmp_path / "weights_only" / "model.safetensors").write_bytes(b"")
     (tmp_path / "sft-smoke").mkdir()
     return tmp_path
 
@@ -171,3 +178,42 @@ def test_recipe_prints_the_sentence_alone_and_exits_2(args, problem, tmp_path):
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("grpo.py: error: ") and problem in result.stderr
+
+
+def test_more_cpu_processes_than_cores_is_one_sentence(monkeypatch):
+    from rl_math import preflight
+
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setattr(preflight, "cuda_available", lambda: False)
+    monkeypatch.setattr(preflight, "_cpu_cores", lambda: 2)
+    with pytest.raises(ConfigError, match=r"8 processes were launched on a machine with no GPU and 2 CPU core\(s\).*"
+                                          r"--num_processes 2"):
+        preflight.check_launch({}, set())
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    preflight.check_launch({}, set())
+
+
+def test_every_value_the_cpu_defaults_adjust_is_said_in_one_line(monkeypatch, caplog):
+    import logging
+
+    from rl_math import preflight
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(preflight, "cuda_available", lambda: False)
+    values = {"bf16": True, "ddp_backend": None, "use_cpu": False}
+    with caplog.at_level(logging.INFO, logger="rl_math.preflight"):
+        preflight.apply_cpu_defaults(values, set())
+    assert values == {"bf16": False, "ddp_backend": "gloo", "use_cpu": True}
+    said = caplog.text
+    assert "bf16 turned off" in said and "ddp_backend set to gloo" in said and "use_cpu set to true" in said
+
+
+def test_a_failing_custom_reward_is_one_sentence_naming_it_and_where(tmp_path):
+    """It raised inside the first step: ~40 lines of trainer traceback before; now one line, exit 1."""
+    result = run_recipe("grpo", "configs/smoke.yaml", "--max_steps", "1", "--output_dir", str(tmp_path),
+                        "--rewards", "[{name: broken_rewards:raising_reward}]", env=offline_env(), timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [line for line in result.stderr.splitlines() if line.startswith("grpo.py: error: ")], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "reward 'raising_reward' raised " in errors[0] and "broken_rewards.py:" in errors[0]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rl_math.exit_status import MEANINGS
 from rl_math.methods import available_methods, recipe_dataclasses
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,3 +47,9 @@ def _smoke_chain(text: str) -> str:
 
 def test_readme_and_pipeline_doc_give_the_same_smoke_chain():
     assert _smoke_chain(README) == _smoke_chain((ROOT / "docs" / "pipeline.md").read_text())
+
+
+@pytest.mark.parametrize("status", sorted(MEANINGS))
+def test_when_something_goes_wrong_lists_every_exit_status_as_the_table_says(status):
+    section = README.split("## When something goes wrong", 1)[1].split("\n## ", 1)[0]
+    assert f"| `{status}` | {MEANINGS[status]} |" in section

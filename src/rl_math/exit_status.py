@@ -15,7 +15,7 @@ from __future__ import annotations
 OK = 0
 """Finished, or checkpointed on a preemption signal (the requeued job resumes)."""
 FAILED = 1
-"""An unexpected error: Python's own status for an uncaught exception."""
+"""An unexpected error (Python's own status for an uncaught exception), or a RunError said in one line."""
 CONFIG_ERROR = 2
 """Bad input, named in one sentence before any model loaded."""
 HEALTH_STOP = 3
@@ -25,7 +25,8 @@ STALLED = 4
 
 MEANINGS: dict[int, str] = {
     OK: "finished, or checkpointed on a preemption signal",
-    FAILED: "an unexpected error (a traceback is in the log)",
+    FAILED: "an unexpected error (a traceback is in the log), or a run-time error one line explains "
+    "(a custom reward that raised or returned a bad value: the line names it and where)",
     CONFIG_ERROR: "bad input, named in one sentence before any model loaded",
     HEALTH_STOP: "a health alarm or the accuracy guard stopped the run (stop_reason in final_metrics.json)",
     STALLED: "stalled: no training progress (step, collective, weight sync or rollouts) within step_timeout_s; "

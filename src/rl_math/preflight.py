@@ -16,7 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from rl_math.errors import ConfigError
+from rl_math.errors import ConfigError, nearest_key
+from rl_math.models import resolve_model
+from rl_math.run_checks import check_grpo_data_fills_a_step, check_some_reward_weight
 from rl_math.runtime import (
     VLLM_MISSING,
     cuda_available,
@@ -231,8 +233,11 @@ def apply_cpu_defaults(values: dict[str, Any], explicit: set[str]) -> None:
     if world_size_from_env() > 1:
         if "ddp_backend" in values and values.get("ddp_backend") is None:
             values["ddp_backend"] = "gloo"
+            logger.info("no GPU: ddp_backend set to gloo for %d CPU processes", world_size_from_env())
         if not deepspeed_launch() and "use_cpu" in values and "use_cpu" not in explicit:
             values["use_cpu"] = True
+            logger.info("no GPU: use_cpu set to true, so the %d processes train as one data-parallel group",
+                        world_size_from_env())
 
 
 def init_cpu_process_group(values: dict[str, Any], explicit: set[str]) -> None:
@@ -342,36 +347,8 @@ def warn_pure_bf16_training(values: dict[str, Any], explicit: set[str]) -> None:
 # --------------------------------------------------------------------------------------------
 # Values, paths, trackers: every input mistake is one sentence before any model loads
 
-# Fields that, when set, must be at least 1, and what null (or leaving them out) means instead.
-_AT_LEAST_ONE = {
-    "max_completion_length": "the completion needs room for at least one token",
-    "max_prompt_tokens": "null keeps every prompt",
-    "max_train_samples": "null uses the whole split",
-    "max_eval_samples": "null uses the whole split",
-    "max_length": "null keeps every row",
-}
-
-
-def check_value_ranges(values: dict[str, Any], explicit: set[str]) -> None:
-    """Numbers that no run can use, named with the range they need (for the fields this recipe has)."""
-    for name, meaning in _AT_LEAST_ONE.items():
-        value = values.get(name)
-        if value is not None and value < 1:
-            raise ConfigError(f"{name} is {value}; set it to at least 1 ({meaning})")
-    if values.get("logging_steps") is not None and values["logging_steps"] <= 0:
-        raise ConfigError(
-            f"logging_steps is {values['logging_steps']}; log every N >= 1 steps (or give a fraction of the run below 1)"
-        )
-    if values.get("learning_rate") is not None and values["learning_rate"] < 0:
-        raise ConfigError(f"learning_rate is {values['learning_rate']:g}; a learning rate is positive, e.g. 1e-6")
-
-
 def check_grpo_sampling(values: dict[str, Any], explicit: set[str]) -> None:
-    """GRPO samples its groups: a temperature of 0 would make every completion of a group the same."""
-    if values["temperature"] <= 0:
-        raise ConfigError(
-            f"temperature is {values['temperature']:g}; GRPO samples each group, so it must be above 0 (1.0 is usual)"
-        )
+    """GRPO's sampling settings as the sampler checks them (temperature's range: rl_math.field_checks)."""
 
     try:
         check_sampling({"top_p": values["top_p"]})
@@ -479,9 +456,76 @@ def check_trackers(values: dict[str, Any], explicit: set[str]) -> None:
             )
 
 
+# --------------------------------------------------------------------------------------------
+# Launches and models that fail only deep inside a library: one sentence first
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_launch(values: dict[str, Any], explicit: set[str]) -> None:
+    """`--deepspeed` under plain `python`, or more CPU processes than cores, refused before anything starts.
+
+    Without a launcher DeepSpeed looks for MPI (an mpi4py ModuleNotFoundError on every machine
+    without it); an accelerate config written for 8 GPUs starts 8 ranks on a 2-core CPU machine.
+    """
+    if values.get("deepspeed") and "LOCAL_RANK" not in os.environ and not deepspeed_launch():
+        raise ConfigError(
+            f"--deepspeed needs a launcher, but this is plain python (DeepSpeed would look for MPI); run "
+            f"`accelerate launch --config_file configs/accelerate/zero2.yaml recipes/<method>.py ...` (or torchrun), "
+            f"or drop deepspeed: {values['deepspeed']}"
+        )
+    world_size, cores = world_size_from_env(), _cpu_cores()
+    if world_size > cores and not cuda_available():
+        raise ConfigError(
+            f"{world_size} processes were launched on a machine with no GPU and {cores} CPU core(s) (an accelerate "
+            f"config's num_processes?); pass --num_processes {cores} (or fewer) to accelerate launch"
+        )
+
+
+def _module_names(model_path: str, trust_remote_code: bool) -> set[str] | None:
+    """Every module name of the model, built on the meta device from its config (no weights read); None if unknown."""
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        return {name for name, _ in model.named_modules() if name}
+    except Exception:  # noqa: BLE001 - an unreadable or remote config: PEFT reports it as before
+        return None
+
+
+def check_lora_targets(values: dict[str, Any], explicit: set[str]) -> None:
+    """A LoRA target module the model does not have, named before the model loads (PEFT finds it after)."""
+    targets = values.get("lora_target_modules")
+    if not values.get("use_peft") or not targets or targets == "all-linear" or not values.get("model_name_or_path"):
+        return
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    names = _module_names(resolve_model(values["model_name_or_path"]), bool(values.get("trust_remote_code")))
+    if names is None:
+        return
+    leaves = sorted({name.rsplit(".", 1)[-1] for name in names})
+    for target in targets:
+        if target == "all-linear" or any(name == target or name.endswith("." + target) for name in names):
+            continue
+        hint = nearest_key(target, leaves)
+        raise ConfigError(
+            f"lora_target_modules {target!r} names no module of {values['model_name_or_path']}"
+            + (f"; did you mean {hint!r}?" if hint else "")
+            + f" (its layers have {', '.join(n for n in leaves if n.endswith('proj')) or ', '.join(leaves[:8])})"
+        )
+
+
 # The checks every recipe runs on its inputs (each looks only at the fields the recipe has).
 INPUT_CHECKS = (
-    check_versions, check_value_ranges, check_model_path, check_output_dir_writable, check_resume_path, check_trackers,
+    check_versions, check_model_path, check_output_dir_writable, check_resume_path, check_trackers, check_launch,
+    check_lora_targets,
 )
 
 # The checks of every online RL method (GRPO, RLOO), after its batch checks.
@@ -489,6 +533,8 @@ ONLINE_RL_CHECKS = (
     check_checkpoints_at_generation_boundaries,
     check_vllm,
     check_no_reward_weights,
+    check_some_reward_weight,  # all weights 0: no completion is better than another
+    check_grpo_data_fills_a_step,  # max_train_samples below one generation's prompts: 0 steps
     warn_negative_correctness,
     warn_pure_bf16_training,
     check_grpo_sampling,

@@ -76,6 +76,22 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """The hub's host answers a TCP connection within `timeout_s` (False offline, without
+    huggingface_hub's five retries of ~30 s)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    if hub_offline():
+        return False
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def _looks_local(name: str) -> bool:
     """A path rather than a hub id (`org/name`): explicit path syntax, or under a folder that exists here."""
     if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
@@ -92,6 +108,10 @@ def similar_paths(path: Path) -> str:
     return f" (did you mean {str(parent / nearest)!r}?)" if nearest else ""
 
 
+# Any of these makes a folder's tokenizer loadable (fast, sentencepiece or BPE vocab files).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 def model_source_problem(name: str, revision: str | None = None) -> str | None:
     """Why `model_name_or_path` cannot be loaded, as a sentence with the fix; None when it can (or may)."""
 
@@ -105,6 +125,11 @@ def model_source_problem(name: str, revision: str | None = None) -> str | None:
             return (
                 f"model folder {name!r} holds no config.json, so it is not a saved model; give the output_dir "
                 "of a finished run (or one of its checkpoint-N folders) or a hub id"
+            )
+        if (path / "config.json").is_file() and not any((path / f).is_file() for f in TOKENIZER_FILES):
+            return (
+                f"model folder {name!r} holds weights but no tokenizer ({', '.join(TOKENIZER_FILES[:2])}, ...); save "
+                "the tokenizer beside them (tokenizer.save_pretrained(folder)) or copy it from the base model's folder"
             )
         return None
     if _looks_local(name):

@@ -200,3 +200,29 @@ def test_load_best_at_end_keeps_the_last_model_when_the_start_was_best(monkeypat
         in_run_eval.load_best_model(trainer)
     assert loaded == [] and logged[0]["eval_final_is_best"] == 0.0
     assert "the starting model" in caplog.text
+
+
+def test_load_best_at_end_restores_the_starting_model_when_training_only_made_it_worse(tmp_path):
+    """An accuracy_drop stop: the best held-out accuracy is step 0's, so the final model is the starting one."""
+    from train.test_lifecycle import _trainer, _weights
+
+    from rl_math.eval import in_run as in_run_eval
+    from rl_math.train.lifecycle import run_training
+
+    class ScriptedAccuracy(in_run_eval.HeldOutAccuracyCallback):
+        def __init__(self, accuracy_at_step, args):  # no model generation: the accuracies are given
+            self.accuracy_at_step, self.args, self.last_step, self.trainer = accuracy_at_step, args, None, None
+
+        def evaluate(self, state):
+            self.last_step = state.global_step
+            return {in_run_eval.METRIC: self.accuracy_at_step[state.global_step]}
+
+    trainer = _trainer(tmp_path, max_steps=4, save_steps=2)
+    trainer.args.save_total_limit = 1
+    start = _weights(trainer)
+    args = in_run_eval.InRunEvalArguments(eval_accuracy_steps=2, eval_load_best_at_end=True)
+    trainer.add_callback(ScriptedAccuracy({0: 0.5, 2: 0.2, 4: 0.1}, args).attach(trainer))
+    run_training(trainer, None)
+    assert any((start[k] != v).any() for k, v in _weights(trainer).items())  # training moved the weights
+    assert in_run_eval.load_best_model(trainer)["eval_final_is_best"] == 1.0
+    assert all((start[k] == v).all() for k, v in _weights(trainer).items())

@@ -171,3 +171,11 @@ def test_real_gsm8k_prompts_fit_the_shipped_budget_with_the_real_tokenizer(gsm8k
     kept = load_prompt_dataset(tight, "test", tokenizer)
     assert 0 < len(kept) < 1319
     assert f"dropped {1319 - len(kept)} of 1319 prompts longer than max_prompt_tokens=100" in caplog.text
+
+
+def test_a_sample_limit_above_the_split_is_said_not_capped_silently(tmp_path, caplog):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"question": f"{i}+1?", "answer": f"#### {i + 1}"}) + "\n" for i in range(3)))
+    dataset = load_prompt_dataset(RecipeArguments(dataset_name=str(path)), "train", limit=200)
+    assert len(dataset) == 3
+    assert "asked for 200 problems from" in caplog.text and "which holds 3: using all 3" in caplog.text

@@ -317,3 +317,24 @@ def test_the_xml_config_fits_one_24_gb_gpu(capsys):
     (one_gpu,) = report["plans"]["ddp"]
     assert report["intended"] == "ddp" and one_gpu["gpus"] == 1
     assert one_gpu["verdict"] == "fits" and one_gpu["total"] < 24e9, one_gpu["total"]
+
+
+def test_plan_of_an_uncached_hub_model_without_network_asks_for_model_config_at_once(monkeypatch, tmp_path, capsys):
+    """Before: huggingface_hub's five retries (~30 s) and then the error."""
+    import time
+
+    from rl_math.cli import main
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    import transformers  # noqa: F401 - imported before the clock starts
+
+    started = time.monotonic()
+    with pytest.raises(mp.PlanError, match="not in the cache and the hub cannot be reached"):
+        mp.load_model_config("Qwen/Qwen2.5-7B-Instruct")
+    assert time.monotonic() - started < 5
+    assert main(["plan", "configs/qwen7b.yaml"]) != 0
+    said = capsys.readouterr()
+    assert "not in the cache and the hub cannot be reached; pass --model-config PATH" in said.out + said.err

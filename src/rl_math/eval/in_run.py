@@ -44,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -240,7 +241,18 @@ class HeldOutAccuracyCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if state.global_step == 0:  # a resumed run has its baseline in log_history already
             self._after_evaluation(args, state, control, self.evaluate(state)[METRIC])
+            if self.args.eval_load_best_at_end and args.save_strategy != "no":
+                self._save_starting_model(state)
         return control
+
+    def _save_starting_model(self, state: TrainerState) -> None:
+        """checkpoint-0: when training only makes the model worse (an accuracy_drop stop), the best is the start.
+
+        The Trainer records a best checkpoint only for steps above 0, so it is named here; rotation
+        keeps it while it is the best, and `load_best_model` restores it like any other.
+        """
+        self.trainer._save_checkpoint(self.trainer.model, trial=None)
+        state.best_model_checkpoint = str(Path(self.trainer.args.output_dir) / "checkpoint-0")
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % self.args.eval_accuracy_steps == 0:
@@ -286,7 +298,9 @@ def load_best_model(trainer) -> dict[str, float]:
     """
     state = trainer.state
     record = {"eval_best_accuracy": state.best_metric, "eval_best_step": state.best_global_step}
-    if state.best_model_checkpoint and state.best_global_step != state.global_step:
+    best_saved = bool(state.best_model_checkpoint) and \
+        Path(state.best_model_checkpoint).name == f"checkpoint-{state.best_global_step}"  # not an older best
+    if best_saved and state.best_global_step != state.global_step:
         trainer._load_best_model()  # transformers' own loader (DeepSpeed and PEFT aware)
         record["eval_final_is_best"] = 1.0
         logger.info("eval_load_best_at_end: the final model is %s (held-out accuracy %.1f%%)",

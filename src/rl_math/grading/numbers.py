@@ -48,6 +48,8 @@ _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![A-Za-z])|\\degree(?![A
 _DROPPED_COMMANDS = re.compile(
     r"\\(?:left|right|big|Big|bigg|Bigg)[lrm]?(?![A-Za-z])|\\(?:displaystyle|textstyle)(?![A-Za-z])|\\!"
 )
+# `32,\\! 349`: a comma and a negative thin space is LaTeX's thousands separator, whatever spacing follows.
+_LATEX_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")
 # A run of LaTeX and ordinary spaces is one space: `1\\, 000` is `1 000`, a thousands separator.
 _SPACES = re.compile(r"(?:\s*(?:\\[,:;> ]|\\q?quad(?![A-Za-z])|~))+\s*")
 _FRAC_ALIASES = re.compile(r"\\[dtc]frac(?![A-Za-z])")
@@ -123,6 +125,7 @@ def _clean_latex(answer: str) -> str | None:
     if text is None:
         return None
     text = _DEGREES.sub(" ", text)
+    text = _LATEX_THOUSANDS.sub(",", text)
     text = _DROPPED_COMMANDS.sub("", text)
     text = _SPACES.sub(" ", text)
     text = text.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "")

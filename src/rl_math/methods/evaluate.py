@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
-from rl_math import preflight
+import yaml
+
+from rl_math import preflight, run_checks
 from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
 from rl_math.errors import ConfigError
 from rl_math.eval.evaluate import (
@@ -37,6 +40,7 @@ from rl_math.rewards import reward_mix
 from rl_math.runtime import world_size_from_env
 from rl_math.sampling import SamplingSettings
 from rl_math.tasks.loading import load_problems, load_prompt_dataset, task_name_for, task_of
+from rl_math.train.lifecycle import RESOLVED_CONFIG_FILE
 
 logger = logging.getLogger("rl_math.evaluate")
 
@@ -56,14 +60,32 @@ def check_eval_args(values: dict, explicit: set[str]) -> None:
         logger.warning("num_samples=%d with temperature 0 (greedy): the samples are identical", values["num_samples"])
 
 
+def trained_reward_mix(model_path: str, prompt_format: str) -> list[dict] | None:
+    """The reward mix a model was trained with, from its run's saved config, when it used this prompt format.
+
+    A run's final model sits in its output_dir beside `rl_math_config.yaml`; a checkpoint-N or
+    `merged/` folder one level down. Scoring it with another mix (the format's default) would
+    report e.g. `termination 0.000` for a run trained with the termination reward.
+    """
+    for folder in (Path(model_path), Path(model_path).parent):
+        saved = folder / RESOLVED_CONFIG_FILE
+        if not saved.is_file():
+            continue
+        config = yaml.safe_load(saved.read_text()) or {}
+        if config.get("rewards") and config.get("prompt_format", prompt_format) == prompt_format:
+            logger.info("%s: scored with the reward mix it was trained with (%s)", model_path, saved)
+            return config["rewards"]
+        return None
+    return None
+
+
 DATACLASSES = (RecipeArguments, EvalArguments)
-CHECKS = (check_eval_args, preflight.check_vllm, *preflight.INPUT_CHECKS)
+CHECKS = (check_eval_args, preflight.check_vllm, *preflight.INPUT_CHECKS,
+          run_checks.ownership_check("evaluate"), run_checks.ownership_record("evaluate"))
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parsed = parse_config(
-        DATACLASSES, argv, checks=CHECKS
-    )
+    parsed = parse_config(DATACLASSES, argv, checks=CHECKS)
     script_args, eval_args = parsed.instances
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stdout)])
@@ -80,7 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
         pool = load_problems(script_args.dataset_name, protocol.fewshot_split, script_args.dataset_config,
                              task_of(script_args)) if protocol.num_fewshot else None
         dataset = with_protocol_prompts(dataset, protocol, bool(eval_args.apply_chat_template), pool)
-    specs = reward_mix(script_args.rewards, script_args.prompt_format)
+    default_specs = reward_mix(script_args.rewards, script_args.prompt_format)
+    specs_by_name = {name: default_specs if "rewards" in parsed.explicit else
+                     trained_reward_mix(path, script_args.prompt_format) or default_specs
+                     for name, path in zip(names, paths)}
     settings = eval_args.sampling()
     logger.info("%d questions x %d samples, %d model(s): %s", len(dataset), settings.num_samples, len(paths), ", ".join(names))
 
@@ -88,7 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name, path in zip(names, paths):
         started = time.time()
         evaluation = evaluate_model(
-            path, dataset, name=name, prompt_format=script_args.prompt_format, reward_specs=specs, settings=settings,
+            path, dataset, name=name, prompt_format=script_args.prompt_format, reward_specs=specs_by_name[name],
+            settings=settings,
             use_vllm=eval_args.use_vllm, dtype=eval_args.dtype, attn_implementation=eval_args.attn_implementation,
             trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.eval_batch_size,
             vllm_options={"gpu_memory_utilization": eval_args.vllm_gpu_memory_utilization,
@@ -104,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
              f"k={settings.num_samples}, temperature {settings.temperature:g}, "
              + (f"protocol {protocol.name}" if protocol else f"{script_args.prompt_format} format"))
     resolved = to_yaml_dict(script_args, eval_args)
-    resolved["rewards"] = specs
+    mixes = list(specs_by_name.values())
+    resolved["rewards"] = mixes[0] if all(m == mixes[0] for m in mixes) else specs_by_name
     how = protocol_record(protocol, bool(eval_args.apply_chat_template), dataset[0]["prompt"], vars(settings))
     summary = write_results(eval_args.output_dir, evaluations, {"title": title, "protocol": how, "config": resolved})
     plot_evaluation(evaluations, f"{eval_args.output_dir}/{FIGURE_FILE}", title, settings.max_new_tokens)

@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 from trl import ModelConfig, SFTConfig
 
-from rl_math import preflight
+from rl_math import preflight, run_checks
 from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
 from rl_math.errors import ConfigError, is_credential
 from rl_math.eval.evaluate import evaluate_model, headline
@@ -621,8 +621,7 @@ def check_ei(values: dict, explicit: set[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parsed = parse_config(
-DATACLASSES, argv, checks=CHECKS    )
+    parsed = parse_config(DATACLASSES, argv, checks=CHECKS)
     script_args, training_args, model_args, ei_args = parsed.instances
     setup_logging(training_args)
     output_dir = Path(training_args.output_dir)
@@ -693,4 +692,6 @@ CHECKS = (
     preflight.warn_pure_bf16_training,
     check_ei,
     *preflight.INPUT_CHECKS,
+    run_checks.ownership_check("expert_iteration"),  # another recipe's or another run's output_dir
+    run_checks.ownership_record("expert_iteration"),
 )

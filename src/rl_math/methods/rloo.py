@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from trl import ModelConfig, RLOOConfig, RLOOTrainer, get_peft_config
 
-from rl_math import preflight
+from rl_math import preflight, run_checks
 from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
 from rl_math.eval.in_run import InRunEvalArguments
 from rl_math.tasks.loading import load_prompt_dataset
@@ -25,7 +25,9 @@ CHECKS = (
     preflight.check_grpo_batch,  # RLOOConfig has GRPO's batch fields and rules
     *preflight.ONLINE_RL_CHECKS,
     *preflight.INPUT_CHECKS,
-    preflight.check_output_dir,
+    run_checks.ownership_check("rloo"),  # another recipe's or another run's output_dir
+    preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
+    run_checks.ownership_record("rloo"),
     preflight.init_cpu_process_group,
 )
 
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> RLOOTrainer:
         script_args, script_args.dataset_train_split, session.tokenizer, script_args.max_train_samples,
         training_args.seed,
     )
+    run_checks.check_dataset_fills_a_step(len(train_dataset), training_args)  # else 0 steps, exit 0
     reward_funcs = online_rewards(session, train_dataset)
     trainer = RLOOTrainer(
         model=session.model_path,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from rl_math.errors import ConfigError, nearest_key
 from rl_math.grading.batch import as_list, batch_texts, check_int, column, is_int, is_number, score_each, warn_once
 from rl_math.grading.grader import assistant_message, completion_text
-from rl_math.rewards.isolation import IsolatedReward
+from rl_math.rewards.isolation import IsolatedReward, RewardTypeError, RewardValueError
 from rl_math.tasks import get_task
 from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
 
@@ -415,23 +415,23 @@ class CheckedReward:
 
     def _checked(self, result: object, expected: int) -> list:
         if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):
-            raise TypeError(
+            raise RewardTypeError(
                 f"reward {self.__name__!r} returned {type(result).__name__} {str(result)[:80]!r}; a reward returns "
                 "a list with one float (or None) per completion"
             )
         values = list(result)
         if len(values) != expected:
-            raise ValueError(f"reward {self.__name__!r} returned {len(values)} values for {expected} completions")
+            raise RewardValueError(f"reward {self.__name__!r} returned {len(values)} values for {expected} completions")
         for index, value in enumerate(values):
             if value is None:
                 continue
             if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):  # numpy/torch scalars too
-                raise TypeError(
+                raise RewardTypeError(
                     f"reward {self.__name__!r} returned {value!r} ({type(value).__name__}) for completion {index}; "
                     "a reward returns a float, or None where it does not apply"
                 )
             if not math.isfinite(float(value)):
-                raise ValueError(
+                raise RewardValueError(
                     f"reward {self.__name__!r} returned {value} for completion {index}; return a finite float, "
                     "or None for a completion it cannot score"
                 )

@@ -40,6 +40,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from rl_math.errors import RunError, innermost_frame
+
 logger = logging.getLogger(__name__)
 
 MAX_TIMEOUT_FRACTION = 0.1
@@ -57,7 +59,19 @@ def none_for_timeouts(count: int) -> list[None]:
     return [None] * count
 
 
-class RewardTimeoutRate(RuntimeError):
+class RewardError(RunError):
+    """A custom reward raised: one sentence naming it (the recipe prints it alone, exit 1)."""
+
+
+class RewardTypeError(RewardError, TypeError):
+    """A custom reward returned something that is not one float (or None) per completion."""
+
+
+class RewardValueError(RewardError, ValueError):
+    """A custom reward returned the wrong number of values, or a NaN or infinity."""
+
+
+class RewardTimeoutRate(RewardError):
     """A custom reward times out too often for its scores to mean anything."""
 
 
@@ -125,7 +139,7 @@ def serve(inbox_fd: int, outbox_fd: int) -> None:
             values = list(values) if hasattr(values, "__len__") and not isinstance(values, (str, bytes)) else values
             reply: tuple = ("ok", values, {name: r.calls for name, r in recorders.items()})
         except BaseException as error:  # noqa: BLE001 - sent back and raised in the trainer, named after the reward
-            reply = ("error", type(error).__name__, str(error))
+            reply = ("error", type(error).__name__, str(error), innermost_frame(error))
         try:
             outbox.send(reply)
         except (pickle.PicklingError, TypeError, AttributeError) as error:
@@ -232,9 +246,11 @@ class IsolatedReward:
         kind = reply[0]
         if kind == "died":
             self._worker = None
-            raise RuntimeError(f"reward {self.name!r}: its worker process died (exit status {reply[1]})")
+            raise RewardError(f"reward {self.name!r}: its worker process died (exit status {reply[1]})")
         if kind == "error":
-            raise RuntimeError(f"reward {self.name!r} raised {reply[1]}: {reply[2]}")
+            error = RewardError(f"reward {self.name!r} raised {reply[1]}: {reply[2]}")
+            error.where = reply[3] if len(reply) > 3 else None  # in the worker: where the reward's code failed
+            raise error
         _, values, logged = reply
         for name, calls in logged.items():
             target = kwargs.get(name)

@@ -313,6 +313,9 @@ def load_prompt_dataset(args: DataArguments, split: str, tokenizer=None, limit: 
     dataset = load_problems(args.dataset_name, split, args.dataset_config, task)
     if limit is not None and limit < len(dataset):
         dataset = dataset.shuffle(seed=seed).select(range(limit))
+    elif limit is not None and limit > len(dataset):  # capped: said, not silent
+        logger.warning("asked for %d problems from %s split %r, which holds %d: using all %d",
+                       limit, args.dataset_name, split, len(dataset), len(dataset))
     dataset = to_prompts(dataset, system_prompt_for(args), task)
     if tokenizer is not None:
         dataset = drop_long_prompts(dataset, tokenizer, args.max_prompt_tokens)

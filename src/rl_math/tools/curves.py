@@ -62,7 +62,7 @@ class RunLogError(Exception):
 
 @dataclass
 class RunLog:
-    """A run's training log: one dict per logging step (eval entries and the final summary dropped)."""
+    """A run's training log: one dict per logging step or in-run evaluation (the final summary dropped)."""
 
     name: str
     path: Path  # the trainer_state.json read
@@ -130,13 +130,14 @@ def load_run(output_dir: str | Path, name: str | None = None) -> RunLog:
     entries = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(entries, list):
         raise RunLogError(f"{state_path} has no log_history — is it a Trainer's state file?")
-    # a training log has a step and no eval_/train_ summary keys
+    # a log with a step; the end-of-training summary (train_runtime, train_loss, ...) is no step's log.
+    # In-run evaluations (eval_accuracy, ...) are kept: the held-out panel draws them.
     history = [
         e
         for e in entries
         if isinstance(e, dict)
         and isinstance(e.get("step"), int)
-        and not any(k.startswith(("eval_", "train_")) for k in e)
+        and not any(k.startswith("train_") for k in e)
     ]
     if not history:
         raise RunLogError(f"{state_path} holds no training logs yet — did the run reach its first logging step?")
@@ -198,6 +199,7 @@ def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = 
         ax.ticklabel_format(axis="y", useOffset=False)  # "6.2227", not "+6.222" and 0.0007
     for index, run in enumerate(runs):
         _draw_run(axes_by_panel, run, index, many)
+    empty: list[str] = []
     for panel, _, _ in PANELS:
         ax = axes_by_panel[panel]
         lines = ax.get_lines() + (axes_by_panel["kl"].get_lines() if panel == "entropy_kl" and "kl" in axes_by_panel else [])
@@ -206,6 +208,7 @@ def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = 
             ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="best",
                       ncol=2 if len(lines) > 4 else 1, framealpha=0.7)
         else:
+            empty.append(panel)
             ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center", color="gray")
         if panel in ("accuracy", "clipped_ratio", "zero_std", "held_out"):
             ax.set_ylim(-0.02, 1.02)  # fractions: a fixed scale makes runs and steps comparable
@@ -221,6 +224,7 @@ def plot_runs(runs: Sequence[RunLog], out_path: str | Path, title: str | None = 
         "Title": title or "rl-math training curves: " + ", ".join(names),
         "rl_math:panels": ",".join(panel for panel, _, _ in PANELS),
         "rl_math:runs": ",".join(names),
+        "rl_math:not_logged": ",".join(empty),
         "rl_math:alarms": ";".join(f"{run.name}:{cond}@{step}" for run in runs for step, cond in run.alarms),
     }
     out_path = Path(out_path)

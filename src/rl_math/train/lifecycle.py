@@ -16,8 +16,10 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback
 
+from rl_math.errors import ConfigError, RunError
 from rl_math.runtime import is_embedded_model, world_size_from_env
 from rl_math.train import watchdog
+from rl_math.train.checkpoints import CHECKPOINT_COMPLETE_FILE, checkpoint_problem, mark_before_rotating
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +28,6 @@ RESOLVED_CONFIG_FILE = "rl_math_config.yaml"
 RESUME_FRESH_WORDS = ("false", "no", "0", "")
 RESUME_LAST_WORDS = ("true", "yes", "1", "auto", "last")
 FINAL_METRICS_FILE = "final_metrics.json"
-# Written into checkpoint-N last, with every file's size: a checkpoint without it (or with a file
-# of another size) was cut short by a kill or a full disk and is never resumed from.
-CHECKPOINT_COMPLETE_FILE = "rl_math_checkpoint_complete.json"
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 MODEL_CARD_FILE = "README.md"
 
@@ -106,36 +105,6 @@ def checkpoint_step(checkpoint: str | os.PathLike | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
-    """Why a checkpoint folder cannot be resumed from (None when it is complete)."""
-    path = Path(checkpoint)
-    marker = path / CHECKPOINT_COMPLETE_FILE
-    if not marker.is_file():
-        return f"it has no {CHECKPOINT_COMPLETE_FILE} (the run was stopped while saving it)"
-    try:
-        sizes = json.loads(marker.read_text())["file_sizes"]
-    except (ValueError, KeyError, TypeError):
-        return f"its {CHECKPOINT_COMPLETE_FILE} is unreadable"
-    for name, size in sizes.items():
-        actual = (path / name).stat().st_size if (path / name).is_file() else None
-        if actual != size:
-            return f"{name} is {'missing' if actual is None else f'{actual} bytes, not {size}'}"
-    return None
-
-
-def mark_checkpoint_complete(checkpoint: str | os.PathLike) -> None:
-    """Record every file of a fully written checkpoint with its size (atomically, last)."""
-    path = Path(checkpoint)
-    sizes = {
-        str(file.relative_to(path)): file.stat().st_size
-        for file in sorted(path.rglob("*"))
-        if file.is_file() and file.name != CHECKPOINT_COMPLETE_FILE
-    }
-    tmp = path / f".{CHECKPOINT_COMPLETE_FILE}.tmp"
-    tmp.write_text(json.dumps({"file_sizes": sizes}, indent=1))
-    os.replace(tmp, path / CHECKPOINT_COMPLETE_FILE)
-
-
 def last_checkpoint(output_dir: str) -> str | None:
     """The newest complete checkpoint-N in output_dir; newer incomplete ones are skipped with a warning."""
     if not os.path.isdir(output_dir):
@@ -165,15 +134,6 @@ def _last_unmarked_checkpoint(newest_first: list[Path]) -> str | None:
     return None
 
 
-class CheckpointCompleteMarker(TrainerCallback):
-    """Marks each checkpoint complete once the Trainer has written all of it (`on_save` comes after)."""
-
-    def on_save(self, args, state, control, **kwargs):
-        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if args.should_save and path.is_dir():
-            mark_checkpoint_complete(path)
-
-
 class _AlreadyAtMaxSteps(Exception):
     pass
 
@@ -193,7 +153,7 @@ def run_training(trainer, checkpoint: str | None) -> dict[str, Any]:
     finished run resubmitted, a kill during the final save) trains nothing and its weights are
     the final model; a full disk says so instead of a bare write error.
     """
-    trainer.add_callback(CheckpointCompleteMarker())
+    mark_before_rotating(trainer)  # each checkpoint checksummed and fsynced before older ones are deleted
     trainer.callback_handler.callbacks.insert(0, _StopAtMaxSteps())  # before any callback starts the run
     try:
         return trainer.train(resume_from_checkpoint=checkpoint).metrics
@@ -206,9 +166,19 @@ def run_training(trainer, checkpoint: str | None) -> dict[str, Any]:
     except (OSError, RuntimeError) as err:
         if _disk_full(err, trainer.args.output_dir):
             raise DiskFullError(trainer.args.output_dir, err) from err
+        if isinstance(err, RuntimeError) and _DIVERGED in str(err):
+            raise RunError(
+                f"sampling failed at step {trainer.state.global_step}: the model's next-token probabilities are NaN "
+                f"or infinite, so training diverged (learning_rate {trainer.args.learning_rate:g}); lower "
+                "learning_rate, or resume from an earlier checkpoint with a lower one"
+            ) from err
         raise
     finally:
         watchdog.disarm()  # on_train_end is not called when training raises: no timer may outlive train()
+
+
+# torch.multinomial's message when the logits are NaN/inf (a diverged model), deep inside generate()
+_DIVERGED = "probability tensor contains either `inf`, `nan` or element < 0"
 
 
 class DiskFullError(OSError):
@@ -265,6 +235,9 @@ def resolve_resume(training_args) -> str | bool | None:
     if not os.path.isdir(value):
         raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a checkpoint folder")
     if (problem := checkpoint_problem(value)) is not None:
+        if (Path(value) / CHECKPOINT_COMPLETE_FILE).is_file():  # marked, yet damaged: resuming would fail or mislead
+            raise ConfigError(f"resume_from_checkpoint {value} is damaged ({problem}); give another checkpoint-N, or "
+                              "true to resume from the newest intact one")
         logger.warning("resume_from_checkpoint: %s may be incomplete (%s); resuming from it as asked", value, problem)
     return value
 

@@ -12,6 +12,7 @@ from typing import Any
 from rl_math.config import field_defaults
 from rl_math.methods import recipe_dataclasses
 from rl_math.models import resolve_model
+from rl_math.runtime import hub_reachable
 
 GB = 1e9
 
@@ -91,6 +92,14 @@ def load_model_config(name_or_path: str):
     if name_or_path.startswith("rl-math:"):
 
         path = Path(resolve_model(name_or_path))
+    if not path.exists():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name_or_path, "config.json"), str) and not hub_reachable():
+            raise PlanError(
+                f"the model config of {name_or_path!r} is not in the cache and the hub cannot be reached; "
+                "pass --model-config PATH (a folder holding its config.json, or the config.json itself)"
+            )
     try:
         return AutoConfig.from_pretrained(str(path) if path.exists() else name_or_path)
     except (OSError, ValueError) as err:
