@@ -4,6 +4,7 @@
     rl-math plot outputs/run-a outputs/run-b -o compare.png  # runs overlaid, legend by run name
     rl-math samples outputs/qwen0.5b-grpo --step 40 --n 8    # completions logged at step 40
     rl-math plan configs/qwen1.5b.yaml --gpus 8 --zero 2      # GPU memory per GPU, before renting them
+    rl-math data configs/learning/sft.yaml --split test --jsonl test.jsonl  # the rows a run would use
 
 A problem with the input (a missing trainer_state.json, no logged completions, a config that
 names no model) is one line on stderr and exit code 2, never a traceback.
@@ -156,12 +157,42 @@ def _run_plan(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# rl-math data
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.yaml", help="a recipe config (its dataset_name, task, prompt_format, ...)")
+    parser.add_argument("--split", default="train", help="the split: train, validation, test, ... (default: train)")
+    parser.add_argument("--jsonl", metavar="FILE", help="write the rows here (default: standard output); never overwrites")
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from rl_math.config import ConfigError
+    from rl_math.tools.data import config_rows, write_rows
+
+    if args.jsonl and Path(args.jsonl).exists():
+        raise CliError(f"{args.jsonl} exists; give a new file name (rl-math data never overwrites)")
+    try:
+        rows = list(config_rows(args.config, args.split))
+    except (ConfigError, ValueError) as err:  # a bad config or split: the loader's one sentence
+        raise CliError(str(err)) from None
+    if args.jsonl:
+        with open(args.jsonl, "w", encoding="utf-8") as handle:
+            write_rows(iter(rows), handle)
+        print(f"wrote {len(rows)} {args.split} rows to {args.jsonl}", file=sys.stderr)
+    else:
+        write_rows(iter(rows), sys.stdout)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
 # The command
 
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("plot", "draw reward, accuracy, length, entropy/KL curves and health alarms into a PNG", _add_plot_arguments, _run_plot),
     Subcommand("samples", "show logged completions (log_completions: true) as a table", _add_samples_arguments, _run_samples),
     Subcommand("plan", "estimate the GPU memory a GRPO config needs per GPU under DDP and ZeRO-2/3", _add_plan_arguments, _run_plan),
+    Subcommand("data", "write the rows (question, gold) a config's run would use for a split, as JSON lines", _add_data_arguments, _run_data),
 ]
 
 
