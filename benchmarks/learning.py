@@ -118,12 +118,18 @@ def load_protocol(path: Path = PROTOCOL_FILE) -> dict[str, Any]:
     return protocol | {"sha256": sha256_file(path)}
 
 
-def deviations(protocol: dict[str, Any]) -> list[str]:
-    """Stage configs whose sha256 differs from the protocol's: each one makes a run not the protocol."""
+def config_hashes() -> dict[str, str]:
+    """sha256 of each stage config as it is now."""
+    return {path.name: sha256_file(path) for path in sorted(CONFIGS.glob("*.yaml"))}
+
+
+def deviations(protocol: dict[str, Any], hashes: dict[str, str] | None = None) -> list[str]:
+    """Stage configs whose sha256 (now, or `hashes` recorded by a run) differs from the protocol's: each
+    one makes a run not the protocol."""
+    hashes = config_hashes() if hashes is None else hashes
     found = []
     for name, expected in protocol["config_sha256"].items():
-        path = CONFIGS / name
-        actual = sha256_file(path) if path.is_file() else "missing"
+        actual = hashes.get(name, "missing")
         if actual != expected:
             found.append(f"configs/learning/{name}: sha256 {actual[:12]} ≠ frozen {expected[:12]}")
     return found
@@ -497,6 +503,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "learning-benchmark")
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--figure", type=Path, help="figure path stem (default OUT/learning); one PNG per split")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="OUT",
+                        help="report seeds already run (their OUT/seed_N/result.json) instead of running them")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--options", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -504,6 +512,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.worker is not None:  # one seed, in this process
         options = json.loads(args.options)
         results = (calibrate if options.get("calibrate") else run_seed)(args.worker, args.out, options)
+        results["options"] = options
+        results["config_sha256"] = config_hashes()  # what this seed ran with (a merged report checks it)
         (args.out / "result.json").write_text(json.dumps(results, indent=2))
         return results
 
@@ -536,12 +546,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise RuntimeError(f"seed {seed} failed (exit {done.returncode}); see {log}")
         return json.loads((out / "result.json").read_text())
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
-        raw = dict(zip(seeds, pool.map(one_seed, seeds)))
+    if args.merge:  # seeds run earlier (another invocation or session): their workers' result.json
+        raw = {seed: json.loads((folder / f"seed_{seed}" / "result.json").read_text())
+               for folder in args.merge for seed in seeds if (folder / f"seed_{seed}" / "result.json").is_file()}
+        if missing := sorted(set(seeds) - set(raw)):
+            parser.error(f"--merge: no seed_N/result.json for seeds {missing} in {', '.join(map(str, args.merge))}")
+        raw = {seed: raw[seed] for seed in seeds}
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
+            raw = dict(zip(seeds, pool.map(one_seed, seeds)))
+    for seed, result in raw.items():
+        ran = result.get("options", {})
+        if ran and (ran["variant_options"], ran["split"]) != (variant_options, plan.split):
+            parser.error(f"seed {seed} ran variant options {ran['variant_options']!r} on {ran['split']}, not this run's")
     wall = time.time() - started
     run_protocol = {key: protocol[key] for key in ("version", "task", "tuning_seeds", "reporting_seeds", "checkpoint_rule")}
     run_protocol |= {"variant": plan.variant, "variant_options": variant_options, "sha256": protocol["sha256"],
-                     "split": plan.split, "deviations": deviations(protocol) + (["quick"] if args.quick else []) +
+                     "split": plan.split, "deviations": sorted({d for r in raw.values() for d in deviations(protocol, r.get("config_sha256"))}) +
+                     (["quick"] if args.quick else []) +
                      [f"--set {s}" for s in args.sets] + ([f"--sft-model {args.sft_model}"] if args.sft_model else [])}
     if args.calibrate:
         report = {"protocol": run_protocol, "header": header, "calibration": raw[seeds[0]], "wall_seconds": round(wall, 1)}
