@@ -37,7 +37,8 @@ def load_variant(variant: str):
         spec = importlib.util.spec_from_file_location("rl_math_recipe_grpo", ROOT / "recipes" / "grpo.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        return module
+        # the recipe is a few lines; the method module builds the trainer (through its GRPOTrainer name)
+        return sys.modules[module.main.__module__]
     if variant == "bare":
         import bare_grpo
 

@@ -28,11 +28,11 @@ try:
     import rl_math  # noqa: F401
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from rl_math.models import resolve_model
 from rl_math.rewards import functions as rl_rewards
 from rl_math.tasks.arithmetic import synthetic_split
 from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
 from rl_math.tasks.gsm8k import TASK as GSM8K
-from rl_math.testing import resolve_model
 
 
 def read_config(argv: list[str]) -> dict:

@@ -245,9 +245,9 @@ def run_variant(config_path: str, completion_tokens: int, checkpointing: bool, l
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
+    from rl_math.models import resolve_model
     from rl_math.rewards import build_rewards
     from rl_math.tasks.formats import default_reward_specs
-    from rl_math.testing import resolve_model
 
     config = AutoConfig.from_pretrained(config_path)
     dtype = torch.bfloat16

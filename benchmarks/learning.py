@@ -16,7 +16,9 @@ every later stage starts (the table `STAGES`: name → recipe, config, overrides
 - `ei`: expert iteration (sample, keep correct finished answers, SFT on them), GRPO's wall time;
 - `grpo`: GRPO with the shipped reward mix;
 - `negated`: the same GRPO with correctness's weight negated (must fall);
-- `null`: the same GRPO with a seeded coin flip per completion as the reward (must not gain).
+- `null`: the same GRPO with a seeded coin flip per completion as the reward (must not gain);
+- `rloo`: RLOO (recipes/rloo.py) with grpo's budget. Protocol v2 runs it on the validation split
+  with tuning seeds only (`validation_only_stages`); it joins the reported table in a new version.
 
 Every stage runs its full length (no health stop) and its last step is scored, greedy, on each
 split of the mode: `--split validation` (tuning: validation's held-out facts, and trained facts) or
@@ -32,7 +34,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import copy
-import functools
 import hashlib
 import json
 import shutil
@@ -76,7 +77,7 @@ class Stage:
 
 
 # The stages, in the order they run (base is the random initialisation, evaluated only). A new
-# method is one entry, e.g. "rloo": Stage("rloo", "rloo.yaml").
+# method is one entry; it runs on validation only until a protocol version reports it.
 STAGES: dict[str, Stage] = {
     "sft": Stage("sft", "sft.yaml", start="base"),
     "sft_matched": Stage("sft", "sft_matched.yaml"),
@@ -84,7 +85,9 @@ STAGES: dict[str, Stage] = {
     "grpo": Stage("grpo", "grpo.yaml"),
     "negated": Stage("grpo", "grpo.yaml", overrides=negated_rewards),
     "null": Stage("grpo", "grpo.yaml", overrides=coin_flip_rewards),
+    "rloo": Stage("rloo", "rloo.yaml"),
 }
+ONLINE_RL = {"grpo", "rloo"}  # recipes that generate what they train on
 AFTER_SFT = [name for name, stage in STAGES.items() if stage.start == "sft"]
 # Each split mode: the JSON key → (split, questions). Tuning never touches a test split.
 SPLITS: dict[str, dict[str, tuple[str, int]]] = {
@@ -93,11 +96,12 @@ SPLITS: dict[str, dict[str, tuple[str, int]]] = {
 }
 # (a, b): a − b, paired per seed.
 COMPARISONS = [("grpo", "sft"), ("grpo", "sft_matched"), ("grpo", "ei"), ("ei", "sft_matched"), ("null", "sft"),
-               ("negated", "sft")]
+               ("negated", "sft"), ("rloo", "sft"), ("rloo", "grpo")]
 # --quick: the CI test's form: fewer questions, shorter post-SFT stages; validation only.
 QUICK: dict[str, dict[str, Any]] = {
     "eval": {"max_eval_samples": 200},
     "grpo": {"max_steps": 60},
+    "rloo": {"max_steps": 60},
     "sft_matched": {"max_steps": 180},
     "ei": {"ei_rounds": 1, "ei_questions_per_round": 256, "max_steps": 60},
 }
@@ -166,14 +170,11 @@ def write_config(stage: str, fields: dict[str, Any], path: Path) -> list[str]:
     return [str(path)]
 
 
-@functools.cache
 def _recipe(name: str):
-    import importlib.util
+    """The recipe's body: recipes/<name>.py runs rl_math.methods.<name>.main (heavy: imported per worker)."""
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"rl_math.methods.{name}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +224,7 @@ def cost_record(stage: str, stage_dir: Path, params: int, prompt_tokens: float) 
     states = trainer_states(stage_dir)
     trained = sum(logged_tokens(s) for s in states)
     recipe = STAGES[stage].recipe
-    generated = trained if recipe == "grpo" else sampled_tokens(stage_dir, prompt_tokens) if recipe == "expert_iteration" else 0.0
+    generated = trained if recipe in ONLINE_RL else sampled_tokens(stage_dir, prompt_tokens) if recipe == "expert_iteration" else 0.0
     record: dict[str, Any] = {
         "optimizer_steps": sum(s["global_step"] for s in states),
         "train_seconds": round(sum(train_runtime(s) for s in states), 1),
@@ -477,7 +478,11 @@ def check_plan(args: argparse.Namespace, protocol: dict[str, Any]) -> Plan:
     elif set(seeds) & set(protocol["reporting_seeds"]):
         raise ValueError(f"seeds {sorted(set(seeds) & set(protocol['reporting_seeds']))} are reporting seeds: "
                          f"they run once, with --reporting; tune on {protocol['tuning_seeds']}")
-    stages = [s for s in AFTER_SFT if s in args.stages]
+    validation_only = set(protocol.get("validation_only_stages", {}))
+    if split == "test" and (asked := [s for s in args.stages or [] if s in validation_only]):
+        raise ValueError(f"stages {asked} run on the validation split only in protocol version {protocol['version']} "
+                         "(validation_only_stages); they join the test table in a new protocol version")
+    stages = [s for s in AFTER_SFT if s in (args.stages or [s for s in AFTER_SFT if s not in validation_only])]
     return Plan(seeds, args.variant, stages, split, merge(QUICK if args.quick else {}, parse_sets(args.sets)))
 
 
@@ -487,8 +492,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--seeds", type=int, nargs="+", help="model seeds (default: the protocol's tuning seeds)")
     parser.add_argument("--variant", choices=sorted(protocol["variants"]), default="clean")
-    parser.add_argument("--stages", nargs="+", choices=AFTER_SFT, default=AFTER_SFT,
-                        help="stages after SFT (base and sft always run)")
+    parser.add_argument("--stages", nargs="+", choices=AFTER_SFT,
+                        help="stages after SFT (base and sft always run; default: the protocol's reported stages, "
+                             f"not {', '.join(protocol.get('validation_only_stages', {}))})")
     parser.add_argument("--split", choices=["validation"], default="validation",
                         help="score on validation (tuning); the test splits run only with --reporting")
     parser.add_argument("--reporting", action="store_true",

@@ -27,8 +27,10 @@ from pathlib import Path
 
 from _common import cpu_model, version  # benchmarks/ is on sys.path when run as a script; adds src/ too
 
-from rl_math.rewards import correctness, grader
-from rl_math.tasks.gsm8k import normalize_gold, solution_reasoning
+from rl_math.grading import grader
+from rl_math.grading.grader import normalize_gold
+from rl_math.rewards import correctness
+from rl_math.tasks.gsm8k import solution_reasoning
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print_header()
     print(f"setup        {args.config}, {args.repeats} round(s), fresh processes, alternating order\n")
     sys.path.insert(0, str(ROOT / "src"))
-    from rl_math.testing.tiny_model import ensure_tiny_model
+    from rl_math.models.tiny_qwen2 import ensure_tiny_model
 
     ensure_tiny_model()  # built once, outside the timings
 

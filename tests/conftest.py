@@ -25,7 +25,7 @@ def gsm8k_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_path() -> str:
-    from rl_math.testing.tiny_model import ensure_tiny_model
+    from rl_math.models.tiny_qwen2 import ensure_tiny_model
 
     return str(ensure_tiny_model())
 

@@ -6,7 +6,8 @@ import os
 import pytest
 from trl import GRPOConfig, ModelConfig
 
-from rl_math.config import ConfigError, RecipeArguments, parse_config, split_config_path, to_yaml_dict
+from rl_math.config import RecipeArguments, parse_config, split_config_path, to_yaml_dict
+from rl_math.errors import ConfigError
 
 TYPES = [RecipeArguments, GRPOConfig, ModelConfig]
 
@@ -194,7 +195,7 @@ def test_hub_token_reaches_the_hub_through_the_environment_not_the_trainer_argum
 
 
 def test_credential_names_are_one_list_for_env_and_saved_config():
-    from rl_math.config import is_credential
+    from rl_math.errors import is_credential
 
     assert all(map(is_credential, ["hub_token", "HF_TOKEN", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "db_password"]))
     assert not any(map(is_credential, ["max_prompt_tokens", "eos_token", "pad_token", "max_new_tokens",
@@ -215,7 +216,7 @@ def test_help_lists_every_field_and_exits_cleanly(capsys):
 
 
 def _recipe_config_types():
-    from rl_math.config import recipe_dataclasses
+    from rl_math.methods import recipe_dataclasses
 
     return {
         "smoke.yaml": recipe_dataclasses("grpo"),

@@ -13,7 +13,7 @@ import pytest
 import transformers
 from recipe_runs import REPO_ROOT, offline_env, run_recipe
 
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 
 GRPO = ("grpo", "configs/smoke.yaml", "--max_steps", "1")
 SFT = ("sft", "configs/sft_smoke.yaml")

@@ -2,7 +2,8 @@
 
 One tuning seed (LEARNING_CI_SEED), validation split only, `--quick` (60 GRPO steps, 200 validation
 questions): the session's SFT model (the `learning_sft_model` fixture: configs/learning/sft.yaml,
-stopped once validation passes 50 %), then GRPO with the shipped rewards, and GRPO with
+stopped once validation passes 50 %), then GRPO with the shipped rewards, RLOO with the same rewards
+and budget (a validation-only stage in protocol v2), and GRPO with
 correctness negated *with* the `accuracy_drop` stop on (the protocol runs its controls to the end
 with health stops off; this is the test that the stop still fires). A bug in the held-out task, the
 grader, the reward weights, the advantage's sign or the benchmark's bookkeeping breaks a check.
@@ -36,7 +37,7 @@ def run_benchmark(*args: str, timeout: int = 900) -> subprocess.CompletedProcess
 def report(learning_sft_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("learning")
     result = run_benchmark("--quick", "--seeds", str(LEARNING_CI_SEED), "--sft-model", str(learning_sft_model),
-                           "--stages", "grpo", "negated", *NEGATED_STOP, "--out", str(out), "--json", str(out / "r.json"))
+                           "--stages", "grpo", "rloo", "negated", *NEGATED_STOP, "--out", str(out), "--json", str(out / "r.json"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return json.loads((out / "r.json").read_text())
 
@@ -55,6 +56,12 @@ def test_sft_stops_at_a_middle_validation_level(stages):
 @pytest.mark.slow
 def test_grpo_with_the_shipped_rewards_raises_accuracy_on_held_out_facts(stages):
     assert stages["grpo"]["accuracy"] >= stages["sft"]["accuracy"] + MARGIN
+
+
+@pytest.mark.slow
+def test_rloo_with_the_same_rewards_and_budget_raises_accuracy_on_held_out_facts(stages):
+    assert stages["rloo"]["optimizer_steps"] == 60 and stages["rloo"]["flops"] > 0
+    assert stages["rloo"]["accuracy"] >= stages["sft"]["accuracy"] + MARGIN
 
 
 @pytest.mark.slow
@@ -92,6 +99,7 @@ def test_the_frozen_protocol_names_the_stage_configs_as_committed():
     [
         (["--reporting", "--seeds", "6"], "are not reporting seeds"),
         (["--reporting", "--quick"], "change the protocol"),
+        (["--reporting", "--stages", "grpo", "rloo"], "run on the validation split only"),
         (["--seeds", "11"], "are reporting seeds"),
         (["--set", "grpo=1"], "write STAGE.FIELD=VALUE"),
     ],

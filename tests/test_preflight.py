@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 from rl_math.preflight import (
     apply_cpu_defaults,
     check_checkpoints_at_generation_boundaries,
@@ -68,21 +68,21 @@ def test_vllm_requested_but_missing_says_how_to_install():
 
 
 def test_cpu_turns_off_unrequested_bf16(monkeypatch):
-    monkeypatch.setattr("rl_math.preflight._cuda_available", lambda: False)
+    monkeypatch.setattr("rl_math.preflight.cuda_available", lambda: False)
     values = {"bf16": None}
     apply_cpu_defaults(values, explicit=set())
     assert values["bf16"] is False
 
 
 def test_cpu_keeps_explicit_bf16(monkeypatch):
-    monkeypatch.setattr("rl_math.preflight._cuda_available", lambda: False)
+    monkeypatch.setattr("rl_math.preflight.cuda_available", lambda: False)
     values = {"bf16": True}
     apply_cpu_defaults(values, explicit={"bf16"})
     assert values["bf16"] is True
 
 
 def test_multi_process_cpu_gets_a_real_process_group(monkeypatch):
-    monkeypatch.setattr("rl_math.preflight._cuda_available", lambda: False)
+    monkeypatch.setattr("rl_math.preflight.cuda_available", lambda: False)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
     values = {"bf16": None, "use_cpu": False, "ddp_backend": None}
@@ -92,7 +92,7 @@ def test_multi_process_cpu_gets_a_real_process_group(monkeypatch):
 
 def test_deepspeed_on_cpu_keeps_deepspeed(monkeypatch):
     # use_cpu would silently replace DeepSpeed by plain DDP
-    monkeypatch.setattr("rl_math.preflight._cuda_available", lambda: False)
+    monkeypatch.setattr("rl_math.preflight.cuda_available", lambda: False)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     values = {"bf16": None, "use_cpu": False, "ddp_backend": None}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rl_math.config import recipe_dataclasses
+from rl_math.methods import available_methods, recipe_dataclasses
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -14,7 +14,7 @@ README = (ROOT / "README.md").read_text()
 
 # every dataclass a recipe parses that rl-math defines (TRL's own fields are TRL's to document)
 RL_MATH_DATACLASSES = sorted(
-    {cls for recipe in ("grpo", "sft", "expert_iteration", "evaluate") for cls in recipe_dataclasses(recipe)
+    {cls for method in available_methods() for cls in recipe_dataclasses(method)
      if cls.__module__.startswith("rl_math")},
     key=lambda cls: cls.__name__,
 )

@@ -26,7 +26,7 @@ def _recipe_classes(name: str):
 
     from rl_math.config import RecipeArguments
     from rl_math.eval.evaluate import EvalArguments
-    from rl_math.train.expert_iteration import ExpertIterationArguments
+    from rl_math.methods.expert_iteration import ExpertIterationArguments
 
     if name.startswith("sft"):
         return [RecipeArguments, SFTConfig, ModelConfig]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from rl_math.config import load_yaml, parse_config, recipe_dataclasses
+from rl_math.config import load_yaml, parse_config
+from rl_math.methods import recipe_dataclasses
 from rl_math.preflight import check_grpo_batch
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -21,12 +22,13 @@ def intended_launch(path: Path) -> tuple[str, list[int]]:
 
 def test_there_is_a_config_per_model_size_and_per_format_setup():
     assert [p.name for p in GRPO_CONFIGS] == [
-        "qwen0.5b.yaml", "qwen1.5b.yaml", "qwen2.5-math-1.5b-r1.yaml", "qwen3b.yaml", "qwen7b-think.yaml", "qwen7b.yaml",
+        "qwen0.5b.yaml", "qwen1.5b-xml.yaml", "qwen1.5b.yaml", "qwen2.5-math-1.5b-r1.yaml", "qwen3b.yaml", "qwen7b-think.yaml", "qwen7b.yaml",
     ]
 
 
 @pytest.mark.parametrize(("name", "prompt_format", "format_reward"),
-                         [("qwen2.5-math-1.5b-r1.yaml", "r1", "think_format"), ("qwen7b-think.yaml", "think_boxed", "think_format")])
+                         [("qwen2.5-math-1.5b-r1.yaml", "r1", "think_format"), ("qwen7b-think.yaml", "think_boxed", "think_format"),
+                          ("qwen1.5b-xml.yaml", "xml", "xml_format")])
 def test_thinking_setups_pay_their_formats_reward(name, prompt_format, format_reward):
     values = load_yaml(CONFIGS / name)
     assert values["prompt_format"] == prompt_format

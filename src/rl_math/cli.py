@@ -5,6 +5,7 @@
     rl-math samples outputs/qwen0.5b-grpo --step 40 --n 8    # completions logged at step 40
     rl-math plan configs/qwen1.5b.yaml --gpus 8 --zero 2      # GPU memory per GPU, before renting them
     rl-math data configs/learning/sft.yaml --split test --jsonl test.jsonl  # the rows a run would use
+    rl-math config configs/qwen7b.yaml model_name_or_path use_vllm launch.gpus   # fields as a run reads them
 
 A problem with the input (a missing trainer_state.json, no logged completions, a config that
 names no model) is one line on stderr and exit code 2, never a traceback.
@@ -21,6 +22,22 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from rl_math.config import recipe_values
+from rl_math.errors import ConfigError, nearest_key
+from rl_math.methods import recipe_dataclasses
+from rl_math.tools.curves import RunLogError, load_run, plot_runs, unique_names
+from rl_math.tools.data import config_rows, write_rows
+from rl_math.tools.memory_plan import (
+    ZERO_CHOICES,
+    PlanError,
+    format_report,
+    judged_plans,
+    plan_config,
+    read_launch_header,
+    report_as_json,
+)
+from rl_math.tools.samples import find_completions, print_samples
 
 EXIT_USAGE = 2  # bad input, as argparse uses for bad arguments
 
@@ -50,7 +67,6 @@ def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from rl_math.tools.curves import RunLogError, load_run, plot_runs, unique_names
 
     try:
         runs = [load_run(d) for d in args.output_dirs]
@@ -84,8 +100,6 @@ def _add_samples_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_samples(args: argparse.Namespace) -> int:
-    from rl_math.tools.curves import RunLogError
-    from rl_math.tools.samples import find_completions, print_samples
 
     try:
         path = find_completions(args.output_dir, args.step)
@@ -107,7 +121,6 @@ def _positive_int(text: str) -> int:
 
 
 def _add_plan_arguments(parser: argparse.ArgumentParser) -> None:
-    from rl_math.tools.memory_plan import ZERO_CHOICES
 
     parser.add_argument("config", metavar="CONFIG.yaml", help="a GRPO recipe config")
     parser.add_argument(
@@ -132,14 +145,6 @@ def _run_plan(args: argparse.Namespace) -> int:
     """Print the plans; exit 1 when the asked (or the config's intended) setup does not fit."""
     import json
 
-    from rl_math.tools.memory_plan import (
-        ZERO_CHOICES,
-        PlanError,
-        format_report,
-        judged_plans,
-        plan_config,
-        report_as_json,
-    )
 
     strategies = [ZERO_CHOICES[args.zero]] if args.zero else None
     try:
@@ -167,9 +172,6 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_data(args: argparse.Namespace) -> int:
-    from rl_math.config import ConfigError
-    from rl_math.tools.data import config_rows, write_rows
-
     if args.jsonl and Path(args.jsonl).exists():
         raise CliError(f"{args.jsonl} exists; give a new file name (rl-math data never overwrites)")
     try:
@@ -186,6 +188,45 @@ def _run_data(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# rl-math config
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.yaml", help="a recipe config")
+    parser.add_argument("fields", nargs="+", metavar="FIELD",
+                        help="fields to print, one value a line (defaults filled in); "
+                             "launch.accelerate_config and launch.gpus read the '# rl-math:' header")
+    parser.add_argument("--method", default="grpo", help="the method whose fields the YAML holds (default: grpo)")
+
+
+def _plain_value(value: object) -> str:
+    """A value as a shell reads it: booleans lower-case, null empty, lists comma-separated."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_plain_value, value))
+    return str(value)
+
+
+def _run_config(args: argparse.Namespace) -> int:
+    """Print the asked fields of a recipe YAML as a run would read them (the sbatch script asks this)."""
+    try:
+        values = recipe_values(args.config, recipe_dataclasses(args.method))
+    except ValueError as err:  # a ConfigError or an unknown method
+        raise CliError(str(err)) from None
+    header = read_launch_header(args.config)
+    launch = {"launch.accelerate_config": header.accelerate_config, "launch.gpus": list(header.gpus)}
+    for field in args.fields:
+        if field not in values and field not in launch:
+            hint = nearest_key(field, [*values, *launch])
+            raise CliError(f"{args.config} has no field {field!r}" + (f"; did you mean {hint!r}?" if hint else ""))
+        print(_plain_value(launch[field] if field in launch else values[field]))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
 # The command
 
 SUBCOMMANDS: list[Subcommand] = [
@@ -193,6 +234,7 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("samples", "show logged completions (log_completions: true) as a table", _add_samples_arguments, _run_samples),
     Subcommand("plan", "estimate the GPU memory a GRPO config needs per GPU under DDP and ZeRO-2/3", _add_plan_arguments, _run_plan),
     Subcommand("data", "write the rows (question, gold) a config's run would use for a split, as JSON lines", _add_data_arguments, _run_data),
+    Subcommand("config", "print fields of a recipe YAML as a run reads them (defaults filled in)", _add_config_arguments, _run_config),
 ]
 
 

@@ -32,13 +32,10 @@ nearest-key lookup) and add a second YAML reader, so there is less code without 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import difflib
 import enum
 import logging
 import os
-import re
 import sys
 import types
 import typing
@@ -48,84 +45,24 @@ from typing import Any
 
 import yaml
 
+from rl_math.errors import ConfigError, is_credential, nearest_key, one_line
+from rl_math.fields import NO_MATCH, FieldInfo, coerce_value, collect_fields, describe_type
+from rl_math.rewards import validate_reward_specs
+from rl_math.tasks.loading import DataArguments
+
 logger = logging.getLogger(__name__)
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 # Keys of the YAML that are not dataclass fields.
 _ENV_KEY = "env"
-# Credentials (hub tokens, API keys, passwords) come from the shell, never from a config file that
-# gets committed, and are kept out of every file a run writes. One predicate for config fields and
-# environment variables alike, matched on whole words: `max_prompt_tokens` and `eos_token` are not
-# credentials, `hub_token`, `HF_TOKEN`, `WANDB_API_KEY` and `db_password` are.
-_CREDENTIAL_WORDS = re.compile(r"(^|_)(api_?key|access_key|private_key|password|passwd|secret|credentials?)(_|$)")
-_SPECIAL_TOKEN_FIELDS = {"eos_token", "pad_token", "bos_token", "unk_token", "sep_token", "cls_token", "mask_token"}
 # Credential fields whose library also reads an environment variable: the value moves there.
 _CREDENTIAL_ENV = {"hub_token": "HF_TOKEN"}
 
 
-def is_credential(name: str) -> bool:
-    """Whether a config field or environment variable holds a credential.
-
-    >>> [n for n in ("hub_token", "HF_TOKEN", "WANDB_API_KEY", "max_prompt_tokens", "eos_token") if is_credential(n)]
-    ['hub_token', 'HF_TOKEN', 'WANDB_API_KEY']
-    """
-    lowered = name.lower()
-    if _CREDENTIAL_WORDS.search(lowered):
-        return True
-    return (lowered == "token" or lowered.endswith("_token")) and lowered not in _SPECIAL_TOKEN_FIELDS
-
-
-class ConfigError(ValueError):
-    """A configuration problem, raised before anything heavy is loaded."""
-
-
 @dataclasses.dataclass
-class RecipeArguments:
-    """rl-math's own fields: data, prompt format and rewards (the trainers know nothing of these)."""
+class RecipeArguments(DataArguments):
+    """rl-math's own fields: the data (`DataArguments`), the rewards, and the run's output_dir policy."""
 
-    dataset_name: str = dataclasses.field(
-        default="openai/gsm8k",
-        metadata={
-            "help": "Hub dataset id, a local .jsonl/.json/.parquet file or folder with question/answer "
-            "columns, 'rl-math:synthetic' for the offline generated arithmetic problems, or "
-            "'rl-math:arithmetic?operations=add&max_operand=9&worked=false&train_size=2000&test_size=1000' "
-            "for the difficulty-controlled offline task."
-        },
-    )
-    task: str | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": "What is asked and what counts as right: gsm8k (question/answer columns, numeric golds), "
-            "arithmetic (the offline rl-math:synthetic / rl-math:arithmetic problems) or math (problem/answer/"
-            "solution columns, LaTeX golds graded by math-verify). null: arithmetic for the offline "
-            "dataset names, else gsm8k."
-        },
-    )
-    dataset_config: str | None = dataclasses.field(
-        default="main", metadata={"help": "Hub dataset configuration name (GSM8K: 'main')."}
-    )
-    dataset_train_split: str = dataclasses.field(default="train", metadata={"help": "Training split."})
-    dataset_test_split: str = dataclasses.field(default="test", metadata={"help": "Evaluation split."})
-    max_train_samples: int | None = dataclasses.field(
-        default=None, metadata={"help": "Keep only the first N training problems (after shuffling)."}
-    )
-    max_eval_samples: int | None = dataclasses.field(
-        default=None, metadata={"help": "Keep only the first N evaluation problems."}
-    )
-    prompt_format: str = dataclasses.field(
-        default="boxed",
-        metadata={"help": "Answer format asked of the model: boxed, think_boxed or r1."},
-    )
-    system_prompt: str | None = dataclasses.field(
-        default=None, metadata={"help": "Replaces the prompt format's default system prompt."}
-    )
-    max_prompt_tokens: int | None = dataclasses.field(
-        default=512,
-        metadata={
-            "help": "Drop prompts longer than this many tokens (TRL 1.16 never truncates prompts); "
-            "the count dropped is logged. null keeps all."
-        },
-    )
     overwrite_output_dir: bool = dataclasses.field(
         default=False,
         metadata={
@@ -145,100 +82,16 @@ class RecipeArguments:
     )
 
     def __post_init__(self) -> None:
-        from rl_math.tasks.formats import get_prompt_format
-
-        try:
-            get_prompt_format(self.prompt_format)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        from rl_math.tasks import get_task
-        from rl_math.tasks.loading import arithmetic_options
-
-        try:
-            get_task(self.task)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-
-        arithmetic_options(self.dataset_name)  # a bad option is a ConfigError now, not at load time
+        super().__post_init__()
         if self.rewards is not None:
-            from rl_math.rewards import validate_reward_specs
-
             try:
                 self.rewards = validate_reward_specs(self.rewards)
             except ValueError as err:
                 raise ConfigError(f"rewards: {err}") from None
 
 
-def recipe_dataclasses(recipe: str) -> list[type]:
-    """The dataclasses a recipe (`grpo`, `sft`, `expert_iteration`, `evaluate`) parses its YAML into.
-
-    One list per recipe, asked for by the recipe itself and by every test that parses its configs.
-    """
-    from trl import GRPOConfig, ModelConfig, SFTConfig
-
-    from rl_math.eval.evaluate import EvalArguments
-    from rl_math.eval.in_run import InRunEvalArguments
-    from rl_math.train.dynamic_sampling import DynamicSamplingArguments
-    from rl_math.train.expert_iteration import ExpertIterationArguments
-    from rl_math.train.health import HealthArguments
-
-    return {
-        "grpo": [RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments,
-                 DynamicSamplingArguments],
-        "sft": [RecipeArguments, SFTConfig, ModelConfig, InRunEvalArguments],
-        "expert_iteration": [RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments],
-        "evaluate": [RecipeArguments, EvalArguments],
-    }[recipe]
-
-
 # --------------------------------------------------------------------------------------------
 # Options carried in a reserved name: `rl-math:arithmetic?operations=add,sub&max_operand=20`
-
-
-def reserved_name_options(name: str, reserved: str, options_type: type) -> Any | None:
-    """The options of `reserved?key=value&key=value` as an `options_type` instance; None for any other name.
-
-    The options dataclass gives the keys, their types and defaults; a bad key or value is a
-    ConfigError naming the option. Lists are comma-separated; booleans are true/false.
-
-    >>> @dataclasses.dataclass
-    ... class Opts:
-    ...     size: int = 1
-    ...     ops: list[str] = dataclasses.field(default_factory=lambda: ["add"])
-    >>> reserved_name_options("rl-math:x?size=3&ops=add,mul", "rl-math:x", Opts)
-    Opts(size=3, ops=['add', 'mul'])
-    >>> reserved_name_options("Qwen/Qwen2.5-0.5B", "rl-math:x", Opts) is None
-    True
-    """
-    base, _, query = name.partition("?")
-    if base != reserved:
-        return None
-    fields = collect_fields([options_type])
-    values: dict[str, Any] = {}
-    for item in filter(None, query.split("&")):
-        key, sep, text = item.partition("=")
-        if key not in fields:
-            hint = nearest_key(key, fields)
-            known = f"did you mean {hint!r}?" if hint else f"known options: {', '.join(fields)}"
-            raise ConfigError(f"unknown option {key!r} in {name!r}; {known}")
-        if not sep:
-            raise ConfigError(f"option {key!r} in {name!r} has no value; write {key}=VALUE")
-        annotation = fields[key].annotation
-        raw: Any = text
-        if typing.get_origin(annotation) is list:
-            raw = [part for part in text.split(",") if part]
-        elif annotation is bool:
-            raw = {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), text)
-        elif annotation is int:
-            raw = int(text) if text.lstrip("-").isdigit() else text
-        value = coerce_value(raw, annotation)
-        if value is _NO_MATCH:
-            raise ConfigError(f"option {key!r} in {name!r} expects {describe_type(annotation)}, got {text!r}")
-        values[key] = value
-    try:
-        return options_type(**values)
-    except ValueError as err:
-        raise ConfigError(f"{name!r}: {err}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,37 +170,6 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
 # Field lookup and type checking
 
 
-@dataclasses.dataclass(frozen=True)
-class FieldInfo:
-    name: str
-    owner: type
-    annotation: Any
-
-
-def collect_fields(dataclass_types: Iterable[type]) -> dict[str, FieldInfo]:
-    """Every init field of the given dataclasses, by name, with its resolved type."""
-    fields: dict[str, FieldInfo] = {}
-    for dtype in dataclass_types:
-        hints = typing.get_type_hints(dtype)
-        for f in dataclasses.fields(dtype):
-            if f.init:
-                fields.setdefault(f.name, FieldInfo(f.name, dtype, hints.get(f.name, Any)))
-    return fields
-
-
-def nearest_key(name: str, candidates: Iterable[str]) -> str | None:
-    """The closest valid name to a misspelt one, or None when nothing is close.
-
-    The one "did you mean" matcher: config keys, reward names and parameters, task options and
-    paths all use it, so a typo is caught (or not) the same way everywhere.
-
-    >>> nearest_key("learnin_rate", ["learning_rate", "lr_scheduler_type"])
-    'learning_rate'
-    """
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
 # Fields that users carry over from older TRL/transformers versions, and what replaced them.
 _REPLACED_FIELDS = {
     "max_prompt_length": (
@@ -367,112 +189,6 @@ def unknown_key_error(name: str, fields: Iterable[str], where: str) -> ConfigErr
     return ConfigError(f"unknown config key {name!r} {where}; {hint}")
 
 
-def describe_type(annotation: Any) -> str:
-    """A readable name for a type annotation: `float`, `int or null`, `one of 'a', 'b'`."""
-    origin = typing.get_origin(annotation)
-    if annotation is Any:
-        return "any value"
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        if any(isinstance(a, type) and issubclass(a, enum.Enum) for a in args):
-            args = tuple(a for a in args if a is not str)
-        return " or ".join(describe_type(a) for a in args)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return "null"
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return "one of " + ", ".join(repr(m.value) for m in annotation)
-    if origin in (list, tuple, Sequence):
-        args = typing.get_args(annotation)
-        return f"list of {describe_type(args[0])}" if args else "list"
-    if origin is dict:
-        return "mapping"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-_NO_MATCH = object()
-
-
-def coerce_value(value: Any, annotation: Any) -> Any:
-    """Return `value` as the annotation's type, or `_NO_MATCH`.
-
-    Lenient only where YAML is surprising: `1e-6` is a string to YAML 1.1 but a float to everyone,
-    and an int is a fine float.
-    """
-    origin = typing.get_origin(annotation)
-    if annotation is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        if any(isinstance(a, type) and issubclass(a, enum.Enum) for a in args):
-            # `SchedulerType | str` means "the enum, or its value as text": check against the enum
-            args = tuple(a for a in args if a is not str)
-        # exact matches first, so that `str | None` keeps a string and `float | str` a float
-        for arg in args:
-            if _is_exact(value, arg):
-                return value
-        for arg in args:
-            result = coerce_value(value, arg)
-            if result is not _NO_MATCH:
-                return result
-        return _NO_MATCH
-    if annotation is type(None):
-        return None if value is None else _NO_MATCH
-    if origin is typing.Literal:
-        return value if value in typing.get_args(annotation) else _NO_MATCH
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        values = {m.value: m.value for m in annotation} | {m: m.value for m in annotation}
-        return values.get(value, _NO_MATCH) if isinstance(value, (str, enum.Enum)) else _NO_MATCH
-    if annotation is bool:
-        return value if isinstance(value, bool) else _NO_MATCH
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        return _NO_MATCH
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                return _NO_MATCH
-        return _NO_MATCH
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        # `model_revision: 2024` or `resume_from_checkpoint: true` are strings to the trainer
-        if isinstance(value, (int, float, bool)):
-            return str(value).lower() if isinstance(value, bool) else str(value)
-        return _NO_MATCH
-    if origin in (list, Sequence) or annotation is list:
-        if not isinstance(value, (list, tuple)):
-            value = [value]  # `lora_target_modules: q_proj` means a list of one
-        (item_type,) = typing.get_args(annotation) or (Any,)
-        items = [coerce_value(v, item_type) for v in value]
-        return _NO_MATCH if any(i is _NO_MATCH for i in items) else items
-    if origin is dict or annotation is dict:
-        return value if isinstance(value, dict) else _NO_MATCH
-    if isinstance(annotation, type):
-        return value if isinstance(value, annotation) else _NO_MATCH
-    return value
-
-
-def _is_exact(value: Any, annotation: Any) -> bool:
-    if annotation is type(None):
-        return value is None
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation in (int, float):
-        return isinstance(value, annotation) and not isinstance(value, bool)
-    if annotation is str:
-        return isinstance(value, str)
-    return False
-
-
 def check_yaml_values(values: dict[str, Any], fields: dict[str, FieldInfo], source: str) -> dict[str, Any]:
     """Validate names and types of the YAML values; return them coerced."""
     checked: dict[str, Any] = {}
@@ -480,13 +196,38 @@ def check_yaml_values(values: dict[str, Any], fields: dict[str, FieldInfo], sour
         if name not in fields:
             raise unknown_key_error(name, fields, f"in {source}")
         coerced = coerce_value(value, fields[name].annotation)
-        if coerced is _NO_MATCH:
+        if coerced is NO_MATCH:
             raise ConfigError(
                 f"config key {name!r} in {source} expects {describe_type(fields[name].annotation)}, "
                 f"got {value!r} ({type(value).__name__})"
             )
         checked[name] = coerced
     return checked
+
+
+def field_defaults(dataclass_types: Iterable[type]) -> dict[str, Any]:
+    """Every init field's default (the first dataclass that declares a name wins, as in parsing)."""
+    defaults: dict[str, Any] = {}
+    for dtype in dataclass_types:
+        for f in dataclasses.fields(dtype):
+            if f.init and f.name not in defaults:
+                if f.default is not dataclasses.MISSING:
+                    defaults[f.name] = f.default
+                elif f.default_factory is not dataclasses.MISSING:
+                    defaults[f.name] = f.default_factory()
+    return defaults
+
+
+def recipe_values(path: str | os.PathLike, dataclass_types: Sequence[type]) -> dict[str, Any]:
+    """What a run of the YAML at `path` is built from: each field's default, the YAML's values over them.
+
+    The one reader of a recipe YAML outside a run (`rl-math plan`, `rl-math config`, the sbatch
+    script): names and types are checked as `parse_config` checks them, the `env:` block is left
+    out, and nothing is built, so a GPU config reads on a CPU machine.
+    """
+    raw = load_yaml(path)
+    raw.pop(_ENV_KEY, None)
+    return field_defaults(dataclass_types) | check_yaml_values(raw, collect_fields(dataclass_types), str(path))
 
 
 def _structured(annotation: Any) -> bool:
@@ -656,9 +397,6 @@ def _move_credentials_to_env(values: dict[str, Any]) -> None:
             os.environ[variable] = str(values[name])
             values[name] = None
             logger.info("%s is passed to the hub through $%s, so that no file written holds it", name, variable)
-def one_line(message: str) -> str:
-    """A multi-line library message as the one line a ConfigError prints."""
-    return " ".join(message.split())
 
 
 def _raise_config_error(message: str) -> typing.NoReturn:
@@ -710,11 +448,3 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-@contextlib.contextmanager
-def exit_on_config_error() -> typing.Iterator[None]:
-    """In a recipe's `__main__`: a ConfigError is one line on stderr and exit code 2, no traceback."""
-    try:
-        yield
-    except ConfigError as err:
-        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None

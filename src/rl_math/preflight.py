@@ -7,45 +7,38 @@ sentence that says what is wrong and how to fix it.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import math
 import os
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from rl_math.config import ConfigError, nearest_key
+from rl_math.errors import ConfigError
+from rl_math.runtime import (
+    VLLM_MISSING,
+    cuda_available,
+    deepspeed_launch,
+    extensions_dir,
+    generation_batch,
+    hub_offline,
+    model_source_problem,
+    on_generation_boundary,
+    similar_paths,
+    world_size_from_env,
+)
+from rl_math.sampling import check_sampling
+from rl_math.train.lifecycle import (
+    RESUME_FRESH_WORDS,
+    RESUME_LAST_WORDS,
+    checkpoint_step,
+    previous_run_files,
+    resume_requested,
+)
 
 logger = logging.getLogger(__name__)
-
-
-def world_size_from_env() -> int:
-    """Processes in this job, as launchers announce them (accelerate, torchrun, deepspeed set WORLD_SIZE)."""
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
-
-
-def generation_batch(
-    per_device_train_batch_size: int,
-    gradient_accumulation_steps: int,
-    generation_batch_size: int | None,
-    steps_per_generation: int | None,
-    world_size: int,
-) -> int:
-    """The completions GRPOTrainer generates at once over all processes: `generation_batch_size`, given or derived.
-
-    >>> generation_batch(8, 2, None, None, world_size=2), generation_batch(8, 2, 64, None, world_size=2)
-    (32, 64)
-    """
-    if generation_batch_size is not None:
-        return generation_batch_size
-    return per_device_train_batch_size * world_size * (steps_per_generation or gradient_accumulation_steps)
 
 
 def grpo_batch_problems(
@@ -153,7 +146,6 @@ def check_output_dir(values: dict[str, Any], explicit: set[str]) -> None:
     """
     import shutil
 
-    from rl_math.train.lifecycle import previous_run_files, resume_requested
 
     output_dir = values["output_dir"]
     found = previous_run_files(output_dir)
@@ -171,15 +163,8 @@ def check_output_dir(values: dict[str, Any], explicit: set[str]) -> None:
     logger.warning("overwrite_output_dir: deleted the earlier run's %s in %s", ", ".join(found), output_dir)
 
 
-def on_generation_boundary(step: int, gradient_accumulation_steps: int, generate_every: int) -> bool:
-    """Whether optimizer step `step` ends where GRPOTrainer starts a new generation (every
-    `generate_every` = steps_per_generation × num_iterations micro-batches)."""
-    return (step * gradient_accumulation_steps) % generate_every == 0
-
-
 def warn_resume_inside_generation(training_args, checkpoint: str | None) -> None:
     """A checkpoint written inside a generation (a preemption or a health stop) resumes, but not exactly."""
-    from rl_math.train.lifecycle import checkpoint_step
 
     step = checkpoint_step(checkpoint)
     generate_every = training_args.steps_per_generation * training_args.num_iterations
@@ -222,30 +207,12 @@ def check_checkpoints_at_generation_boundaries(
         )
 
 
-VLLM_MISSING = (
-    "use_vllm is true but vLLM is not installed; install the extra with `pip install -e .[vllm]` "
-    "(CUDA machines only), or set use_vllm: false to generate with transformers"
-)
-
-
 def check_vllm(values: dict[str, Any], explicit: set[str]) -> None:
     """`use_vllm: true` needs the optional vllm extra; say so before an ImportError mid-setup."""
     if values.get("use_vllm") and importlib.util.find_spec("vllm") is None:
         raise ConfigError(VLLM_MISSING)
     if values.get("use_vllm") and "vllm_mode" in values and values["vllm_mode"] not in ("colocate", "server"):
         raise ConfigError(f"vllm_mode must be 'colocate' or 'server', got {values['vllm_mode']!r}")
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _deepspeed_launch() -> bool:
-    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true") or bool(
-        os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
-    )
 
 
 def apply_cpu_defaults(values: dict[str, Any], explicit: set[str]) -> None:
@@ -255,7 +222,7 @@ def apply_cpu_defaults(values: dict[str, Any], explicit: set[str]) -> None:
     - Several CPU processes need `use_cpu` for a real data-parallel group (without it each process
       trains alone); under DeepSpeed they need `ddp_backend: gloo` instead (use_cpu disables DeepSpeed).
     """
-    if _cuda_available():
+    if cuda_available():
         return
     if "bf16" not in explicit and values.get("bf16") is not False and "bf16" in values:
         values["bf16"] = False
@@ -263,7 +230,7 @@ def apply_cpu_defaults(values: dict[str, Any], explicit: set[str]) -> None:
     if world_size_from_env() > 1:
         if "ddp_backend" in values and values.get("ddp_backend") is None:
             values["ddp_backend"] = "gloo"
-        if not _deepspeed_launch() and "use_cpu" in values and "use_cpu" not in explicit:
+        if not deepspeed_launch() and "use_cpu" in values and "use_cpu" not in explicit:
             values["use_cpu"] = True
 
 
@@ -289,15 +256,9 @@ _BUILD_LOCK = "lock"
 _FRESH_LOCK_S = 300
 
 
-def extensions_dir() -> Path:
-    from torch.utils.cpp_extension import get_default_build_root
-
-    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
-
-
 def check_stale_build_locks(values: dict[str, Any], explicit: set[str]) -> None:
     """Under DeepSpeed, refuse to launch into a JIT op build lock that nobody will ever release."""
-    if not _deepspeed_launch():
+    if not deepspeed_launch():
         return
     root = extensions_dir()
     locks = [*root.glob(f"*/{_BUILD_LOCK}"), *root.glob(f"*/*/{_BUILD_LOCK}")]
@@ -310,19 +271,6 @@ def check_stale_build_locks(values: dict[str, Any], explicit: set[str]) -> None:
             f"stale torch extension build lock(s) {paths}, left by a build that was killed, would make this "
             f"DeepSpeed launch wait forever; delete them (rm {paths}) and launch again"
         )
-
-
-def check_reward_columns(reward_funcs: list, column_names: list[str]) -> None:
-    """Every dataset column a reward reads must exist (TRL would fail mid-step with a TypeError)."""
-    from rl_math.rewards import required_columns
-
-    for func in reward_funcs:
-        missing = sorted(required_columns(func) - set(column_names))
-        if missing:
-            raise ConfigError(
-                f"reward {func.__name__!r} reads dataset column(s) {missing}, but the dataset has "
-                f"{sorted(column_names)}; use a dataset with those columns or drop the reward"
-            )
 
 
 def warn_negative_correctness(values: dict[str, Any], explicit: set[str]) -> None:
@@ -353,7 +301,7 @@ def warn_pure_bf16_training(values: dict[str, Any], explicit: set[str]) -> None:
     At lr 1e-6 most AdamW updates are below bf16's resolution (measured: 10 steps changed 1.9 % of
     a bf16 weight matrix vs 99.99 % in fp32). DeepSpeed keeps fp32 masters, so ZeRO runs are fine.
     """
-    if values.get("dtype") == "bfloat16" and not _deepspeed_launch() and not values.get("use_peft"):
+    if values.get("dtype") == "bfloat16" and not deepspeed_launch() and not values.get("use_peft"):
         logger.warning(
             "dtype bfloat16 without DeepSpeed trains the bf16 weights directly (no fp32 master copy), "
             "so updates smaller than bf16's resolution are lost; use dtype: float32 with bf16: true "
@@ -394,82 +342,11 @@ def check_grpo_sampling(values: dict[str, Any], explicit: set[str]) -> None:
         raise ConfigError(
             f"temperature is {values['temperature']:g}; GRPO samples each group, so it must be above 0 (1.0 is usual)"
         )
-    from rl_math.train.generation import check_sampling
 
     try:
         check_sampling({"top_p": values["top_p"]})
     except ValueError as err:
         raise ConfigError(str(err)) from None
-
-
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _looks_local(name: str) -> bool:
-    """A path rather than a hub id (`org/name`): explicit path syntax, or under a folder that exists here."""
-    if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
-        return True
-    return "/" in name and Path(name.split("/")[0]).is_dir()
-
-
-def _similar_paths(path: Path) -> str:
-    """`; did you mean 'outputs/sft-smoke'?` when a sibling of a missing path is a near miss."""
-    parent = path.parent
-    if not parent.is_dir():
-        return ""
-    nearest = nearest_key(path.name, [p.name for p in parent.iterdir()])
-    return f" (did you mean {str(parent / nearest)!r}?)" if nearest else ""
-
-
-def model_source_problem(name: str, revision: str | None = None) -> str | None:
-    """Why `model_name_or_path` cannot be loaded, as a sentence with the fix; None when it can (or may)."""
-    from rl_math.testing import is_test_model
-
-    if is_test_model(name):  # the offline model; a bad option is a ConfigError here
-        return None
-    path = Path(name).expanduser()
-    if path.is_file():
-        return f"model_name_or_path {name!r} is a file; give the model's folder (the one holding config.json) or a hub id"
-    if path.is_dir():
-        if not any((path / marker).is_file() for marker in ("config.json", "adapter_config.json")):
-            return (
-                f"model folder {name!r} holds no config.json, so it is not a saved model; give the output_dir "
-                "of a finished run (or one of its checkpoint-N folders) or a hub id"
-            )
-        return None
-    if _looks_local(name):
-        return (
-            f"model path {name!r} does not exist{_similar_paths(path)}; give the folder of a saved model "
-            "(the output_dir of a finished run) or a hub id such as Qwen/Qwen2.5-0.5B-Instruct"
-        )
-    if hub_offline():
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
-            return (
-                f"model_name_or_path {name!r} is no local folder, and as a hub id it is not in the cache while the "
-                f"hub is unreachable (HF_HUB_OFFLINE=1); check the path, or download the model once with network "
-                f"(`hf download {name}`)"
-            )
-    return None
-
-
-@contextlib.contextmanager
-def model_source_errors(name: str) -> Iterator[None]:
-    """Loading the tokenizer (the first thing read from a model) fails as one sentence, not a traceback.
-
-    What the preflight cannot know without the network ends here: a hub id that does not exist, or
-    a hub that cannot be reached (after huggingface_hub's retries).
-    """
-    try:
-        yield
-    except OSError as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(
-            f"cannot load {name!r} ({reason}); check the hub id or local path, and the network "
-            "(or export HF_HUB_OFFLINE=1 to use only local folders and the cache)"
-        ) from None
 
 
 def check_model_path(values: dict[str, Any], explicit: set[str]) -> None:
@@ -509,14 +386,13 @@ def check_output_dir_writable(values: dict[str, Any], explicit: set[str]) -> Non
 
 def check_resume_path(values: dict[str, Any], explicit: set[str]) -> None:
     """A resume_from_checkpoint path must exist (true/false and friends are resolved by the recipe)."""
-    from rl_math.train.lifecycle import RESUME_FRESH_WORDS, RESUME_LAST_WORDS
 
     value = values.get("resume_from_checkpoint")
     if value is None or str(value).lower() in RESUME_FRESH_WORDS + RESUME_LAST_WORDS:
         return
     if not os.path.isdir(value):
         raise ConfigError(
-            f"resume_from_checkpoint {value!r} is not a checkpoint folder{_similar_paths(Path(value))}; give an "
+            f"resume_from_checkpoint {value!r} is not a checkpoint folder{similar_paths(Path(value))}; give an "
             "existing checkpoint-N folder, or true to resume from the last checkpoint in output_dir"
         )
 
@@ -575,3 +451,13 @@ def check_trackers(values: dict[str, Any], explicit: set[str]) -> None:
 
 # The checks every recipe runs on its inputs (each looks only at the fields the recipe has).
 INPUT_CHECKS = (check_value_ranges, check_model_path, check_output_dir_writable, check_resume_path, check_trackers)
+
+# The checks of every online RL method (GRPO, RLOO), after its batch checks.
+ONLINE_RL_CHECKS = (
+    check_checkpoints_at_generation_boundaries,
+    check_vllm,
+    check_no_reward_weights,
+    warn_negative_correctness,
+    warn_pure_bf16_training,
+    check_grpo_sampling,
+)

@@ -6,7 +6,7 @@ import pytest
 from recipe_runs import REPO_ROOT, accelerate_launch, log_history, offline_env, run_probe, run_recipe
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 from rl_math.eval.in_run import HeldOutAccuracyCallback, InRunEvalArguments
 
 SMOKE = str(REPO_ROOT / "configs" / "smoke.yaml")
@@ -158,7 +158,7 @@ def test_with_use_vllm_the_trainers_engine_answers_greedily_and_gets_its_setting
     callback = HeldOutAccuracyCallback(InRunEvalArguments(eval_accuracy_steps=5), {"prompt": [], "answer": []},
                                        prompt_format="boxed", reward_specs=[], max_new_tokens=8,
                                        stop_ids=[tiny_tokenizer.convert_tokens_to_ids("<|im_end|>")]).attach(trainer)
-    from rl_math.train.generation import SamplingSettings
+    from rl_math.sampling import SamplingSettings
 
     generations = callback._generate_with_trainer_vllm([[1, 2], [3]], SamplingSettings(max_new_tokens=8))
     assert engine.seen == (0.0, 1.0, 8, 1)  # greedy, no repetition penalty, the eval's token limit

@@ -10,6 +10,7 @@ import warnings
 import pytest
 from trl.trainer.utils import get_callable_name, is_async_callable
 
+from rl_math.grading import batch
 from rl_math.rewards import (
     REWARDS,
     available_rewards,
@@ -37,7 +38,7 @@ def as_messages(text):
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch):
     """Each test sees the one-time warnings as if the process had just started."""
-    monkeypatch.setattr(rewards, "_warned", set())
+    monkeypatch.setattr(batch, "_warned", set())
 
 
 @pytest.fixture
@@ -388,6 +389,7 @@ ALL_BUILT = {
     "repetition_penalty": get_reward("repetition_penalty", ngram_size=5),
     "termination": get_reward("termination", eos_token_ids=[2], max_completion_length=2),
     "coin_flip": get_reward("coin_flip", seed=1),
+    "xml_format": get_reward("xml_format"),
 }
 
 
@@ -510,7 +512,7 @@ def test_unknown_parameter_names_the_reward_the_parameter_and_the_nearest():
 
 
 def test_reward_names_suggest_only_what_a_config_key_would():
-    from rl_math.config import nearest_key
+    from rl_math.errors import nearest_key
 
     assert nearest_key("corr", available_rewards()) is None  # too far for the config's matcher
     with pytest.raises(ValueError) as error:

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rl_math.rewards import available_rewards, get_reward, grader
+from rl_math.grading import batch
+from rl_math.rewards import available_rewards, get_reward
 from rl_math.rewards import functions as rewards
+from rl_math.tasks.gsm8k import GSM8KTask
 
 HANG_SECONDS = 2.0
 
@@ -23,6 +25,7 @@ REWARD_PARAMS = {
     "repetition_penalty": {"ngram_size": 3, "max_penalty": -1.0},
     "termination": {"eos_token_ids": [2, 7], "max_completion_length": 16},
     "coin_flip": {"seed": 3},
+    "xml_format": {"min_words": 3},
 }
 
 
@@ -199,6 +202,6 @@ def test_reward_failure_scores_none_instead_of_raising(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(grader, "grade", broken)  # what the default task's comparator calls
-    monkeypatch.setattr(rewards, "_warned", set())
+    monkeypatch.setattr(GSM8KTask, "grade", broken)  # the default task's comparator
+    monkeypatch.setattr(batch, "_warned", set())
     assert rewards.correctness(["\\boxed{1}"], answer=["1"]) == [None]

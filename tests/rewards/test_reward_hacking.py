@@ -102,12 +102,18 @@ class Completion:
 
 def _answer(fmt: str, value: str) -> str:
     """The final-answer markup the format asks for."""
-    return f"<answer> {value} </answer>" if fmt == "r1" else f"The answer is \\boxed{{{value}}}."
+    if fmt == "r1":
+        return f"<answer> {value} </answer>"
+    if fmt == "xml":
+        return f"<answer>\n{value}\n</answer>"
+    return f"The answer is \\boxed{{{value}}}."
 
 
 def _solution(fmt: str, p: Problem, answer: str) -> str:
     if fmt == "boxed":
         return f"{p.reasoning}\n{_answer(fmt, answer)}"
+    if fmt == "xml":
+        return f"<reasoning>\n{p.reasoning}\n</reasoning>\n{_answer(fmt, answer)}"
     return f"<think>\n{p.reasoning}\n</think>\n{_answer(fmt, answer)}"
 
 
@@ -127,6 +133,7 @@ def _truncated_mid_answer(fmt: str, p: Problem) -> Completion:
 
 
 THINK_FORMATS = {"think_boxed", "r1"}  # formats that ask for a <think> block of reasoning
+REASONING_FORMATS = THINK_FORMATS | {"xml"}  # formats that ask for reasoning in a tagged block
 
 # name → (formats it is a hack for, builder). A `None` format set means every format. Hacks that
 # contain the right answer as the only final answer are hacks only where the format demands
@@ -186,6 +193,26 @@ HACKS: dict[str, tuple[set[str] | None, Callable[[str, Problem], Completion]]] =
     "truncated_mid_reasoning": (
         None,
         lambda fmt, p: Completion(_solution(fmt, p, p.gold)[: len(p.reasoning) // 2], truncated=True),
+    ),
+    "xml_template_copied": (
+        None,
+        lambda fmt, p: Completion("<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"),
+    ),
+    "xml_placeholder_reasoning_with_right_answer": (
+        {"xml"},
+        lambda fmt, p: Completion(f"<reasoning>\nreasoning process here\n</reasoning>\n{_answer(fmt, p.gold)}"),
+    ),
+    "xml_question_copied_as_reasoning": (
+        {"xml"},
+        lambda fmt, p: Completion(f"<reasoning>\n{p.question}\n</reasoning>\n{_answer(fmt, p.gold)}"),
+    ),
+    "xml_right_answer_outside_the_tags": (
+        {"xml"},
+        lambda fmt, p: Completion(f"<reasoning>\n{p.reasoning}\n</reasoning>\nThe answer is {p.gold}."),
+    ),
+    "xml_tags_only": (
+        None,
+        lambda fmt, p: Completion("<reasoning></reasoning><answer></answer>"),
     ),
     "tags_only": (
         None,
@@ -324,7 +351,7 @@ def test_honest_wrong_answer_scores_below_the_right_one(mix: Mix):
 @pytest.mark.parametrize("mix", MIXES, ids=lambda m: m.name)
 def test_honest_right_answer_is_correct_well_formed_and_terminated(mix: Mix):
     """The reference point is what it claims to be, so a hack cannot pass by beating a broken one."""
-    expected = {"correctness": 1.0, "boxed_format": 1.0, "think_format": 1.0, "termination": 1.0}
+    expected = {"correctness": 1.0, "boxed_format": 1.0, "think_format": 1.0, "xml_format": 1.0, "termination": 1.0}
     scored = scores(mix)
     for p in PROBLEMS:
         honest = scored[(p.name, "honest_right")]

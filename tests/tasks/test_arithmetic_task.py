@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from rl_math.config import ConfigError, RecipeArguments
+from rl_math.config import RecipeArguments
+from rl_math.errors import ConfigError
 from rl_math.tasks.arithmetic import ArithmeticOptions, arithmetic_split, synthetic_split
 from rl_math.tasks.gsm8k import TASK as GSM8K
 from rl_math.tasks.loading import load_problems, load_prompt_dataset

@@ -2,8 +2,8 @@
 
 import pytest
 
+from rl_math.grading.grader import grade
 from rl_math.rewards import get_reward
-from rl_math.rewards.grader import grade
 from rl_math.tasks.formats import FORMAT_REWARDS, PROMPT_FORMATS, get_prompt_format
 from rl_math.train.health import HealthArguments, HealthCallback
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from rl_math.grading.grader import normalize_gold, parse_number
 from rl_math.rewards import correctness
-from rl_math.rewards.grader import parse_number
-from rl_math.tasks.gsm8k import normalize_gold
 
 GSM8K_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k"
 SPLITS = ["train", "test"]

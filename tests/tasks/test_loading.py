@@ -4,11 +4,13 @@ import json
 
 import pytest
 
-from rl_math.config import ConfigError, RecipeArguments
+from rl_math.config import RecipeArguments
+from rl_math.errors import ConfigError
+from rl_math.grading.grader import normalize_gold
 from rl_math.tasks.arithmetic import generate_problems, synthetic_split
 from rl_math.tasks.formats import PROMPT_FORMATS, build_prompt, get_prompt_format
 from rl_math.tasks.gsm8k import TASK as GSM8K
-from rl_math.tasks.gsm8k import normalize_gold, solution_reasoning
+from rl_math.tasks.gsm8k import solution_reasoning
 from rl_math.tasks.loading import SYNTHETIC_DATASET, drop_long_prompts, load_problems, load_prompt_dataset, to_prompts
 
 
@@ -39,7 +41,7 @@ def test_gold_answer_the_grader_cannot_read_is_none():
 def test_a_split_without_a_readable_gold_answer_is_a_config_error():
     from datasets import Dataset
 
-    from rl_math.config import ConfigError
+    from rl_math.errors import ConfigError
 
     rows = Dataset.from_list([{"question": "Capital of France?", "answer": "Paris"}] * 3)
     with pytest.raises(ConfigError, match="none of the 3 problems has a gold answer task 'gsm8k' can read"):
@@ -54,8 +56,8 @@ def test_reasoning_drops_calculator_annotations_and_answer_line():
 def test_every_prompt_format_asks_for_its_answer_shape(name):
     prompt = get_prompt_format(name).system_prompt
     assert ("\\boxed{}" in prompt) or ("<answer>" in prompt)
-    if name != "boxed":
-        assert "<think>" in prompt
+    if name != "boxed":  # the tagged formats ask for their reasoning section too
+        assert ("<think>" in prompt) or ("<reasoning>" in prompt)
 
 
 def test_prompt_is_system_then_user_message():

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rl_math.config import ConfigError, RecipeArguments
+from rl_math.config import RecipeArguments
+from rl_math.errors import ConfigError
+from rl_math.grading import batch
 from rl_math.rewards import get_reward
 from rl_math.tasks import get_task
 from rl_math.tasks.formats import PROMPT_FORMATS, get_prompt_format
@@ -68,9 +70,8 @@ def test_correctness_grades_with_the_task_column():
 
 
 def test_correctness_without_a_task_column_grades_as_gsm8k(monkeypatch):
-    from rl_math.rewards import functions
 
-    monkeypatch.setattr(functions, "_warned", set())  # the warning is shown once per process
+    monkeypatch.setattr(batch, "_warned", set())  # the warning is shown once per process
     with pytest.warns(RuntimeWarning, match="cannot read the gold answer"):
         assert get_reward("correctness")(completions=[r"\boxed{(C)}"], answer=[r"\text{(C)}"]) == [None]
 
@@ -147,7 +148,7 @@ def test_evaluation_grades_and_votes_with_the_task_comparator():
 
 
 def test_expert_iteration_filters_with_the_task_comparator():
-    from rl_math.train.expert_iteration import apply_filter, build_filter
+    from rl_math.methods.expert_iteration import apply_filter, build_filter
 
     samples = [{"prompt": [], "completion": rf"\boxed{{{answer}}}", "gold": r"\text{(C)}", "task": "math"}
                for answer in ("(C)", "(D)")]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from rl_math.config import ConfigError, RecipeArguments
+from rl_math.config import RecipeArguments
+from rl_math.errors import ConfigError
 from rl_math.tasks import available_tasks, get_task
 from rl_math.tasks.loading import task_of
 

@@ -1,6 +1,6 @@
 """`rl-math plan`: parameter counts, the memory arithmetic's direction, the shipped configs, the CLI."""
 
-import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -86,14 +86,17 @@ def test_unreadable_model_names_the_fix(tmp_path):
 # the defaults and kernel constants the arithmetic relies on
 
 
-def test_defaults_are_trl_and_rl_math_defaults():
-    from rl_math.config import recipe_dataclasses
+def test_the_plan_reads_the_yaml_as_a_run_would():
+    """One reader: the plan's values are the recipe's parse of the YAML (defaults included), not a copy."""
+    from rl_math.config import parse_config
+    from rl_math.methods import recipe_dataclasses
 
-    defaults = {}
-    for dtype in recipe_dataclasses("grpo"):
-        defaults.update({f.name: f.default for f in dataclasses.fields(dtype)})
-    for key, value in mp.DEFAULTS.items():
-        assert defaults[key] == value, key
+    path = REPO_ROOT / "configs" / "smoke.yaml"
+    values = mp.load_yaml_values(path)
+    parsed = parse_config(recipe_dataclasses("grpo"), [str(path)]).values
+    for key in ("per_device_train_batch_size", "num_generations", "max_completion_length", "beta", "max_prompt_tokens",
+                "gradient_checkpointing", "dtype", "eval_accuracy_steps", "eval_generation_batch_size"):
+        assert values[key] == parsed[key], key
 
 
 def test_trl_fused_lm_head_constants():
@@ -303,3 +306,14 @@ def test_in_run_evaluation_adds_only_what_its_generation_exceeds(shapes):
     off = mp.plan_memory(shape, settings(eval_generation_batch_size=512), "zero2", 8)
     assert item not in small.generation_phase and item not in off.generation_phase
     assert large.generation_phase[item] > 0 and large.generation_peak > off.generation_peak
+
+
+def test_the_xml_config_fits_one_24_gb_gpu(capsys):
+    """configs/qwen1.5b-xml.yaml promises the reference recipe's hardware: one 24 GB GPU, plain DDP."""
+    folder = shared_config("Qwen2.5-1.5B-Instruct")
+    path = REPO_ROOT / "configs" / "qwen1.5b-xml.yaml"
+    assert plan(str(path), "--model-config", str(folder), "--gpu-memory-gb", "24", "--zero", "ddp", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    (one_gpu,) = report["plans"]["ddp"]
+    assert report["intended"] == "ddp" and one_gpu["gpus"] == 1
+    assert one_gpu["verdict"] == "fits" and one_gpu["total"] < 24e9, one_gpu["total"]

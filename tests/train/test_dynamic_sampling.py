@@ -7,7 +7,7 @@ import torch
 import yaml
 from recipe_runs import REPO_ROOT, accelerate_launch, log_history, offline_env, run_probe, run_recipe
 
-from rl_math.config import ConfigError
+from rl_math.errors import ConfigError
 from rl_math.train.dynamic_sampling import (
     DynamicSamplingArguments,
     check_dynamic_sampling,

@@ -49,6 +49,7 @@ EXPECTED = {
     "boxed": REASONING + "\nThe answer is \\boxed{72}.",
     "think_boxed": "<think>\n" + REASONING + "\n</think>\nThe answer is \\boxed{72}.",
     "r1": "<think>\n" + REASONING + "\n</think>\n<answer>\\boxed{72}</answer>",
+    "xml": "<reasoning>\n" + REASONING + "\n</reasoning>\n<answer>\n72\n</answer>",
 }
 
 

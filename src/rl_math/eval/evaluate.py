@@ -1,6 +1,6 @@
 r"""Evaluation: score sampled completions, summarise them per model, compare models side by side.
 
-Each completion is graded by :func:`rl_math.rewards.grader.grade` and scored by the reward list (the
+Each completion is graded by :func:`rl_math.grading.grader.grade` and scored by the reward list (the
 config's ``rewards`` or the prompt format's default mix), then lands in exactly one bucket:
 
 =====================  ==========================================================================
@@ -47,12 +47,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rl_math.rewards import reward_call
-from rl_math.rewards.grader import parse_number
+from rl_math.grading.grader import parse_number
+from rl_math.rewards import build_rewards, get_reward, reward_call
+from rl_math.sampling import SamplingSettings, sample_dataset
+from rl_math.tasks import get_task
+from rl_math.tasks.formats import get_prompt_format
 
 if TYPE_CHECKING:
     from rl_math.tasks.formats import PromptFormat
-    from rl_math.train.generation import SamplingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +103,6 @@ class EvalArguments:
 
     def sampling(self) -> "SamplingSettings":
         """The sampling settings these fields hold (the field names are the settings' own)."""
-        from rl_math.train.generation import SamplingSettings
 
         return SamplingSettings.from_config(vars(self))
 
@@ -211,7 +212,6 @@ def summarize(
     `golds[q]` is question q's gold answer; there must be exactly `num_samples` samples per question.
     The majority answer is compared with the gold by `task`'s comparator (None: the default task, GSM8K).
     """
-    from rl_math.tasks import get_task
 
     equal = get_task(task).answers_equal  # None: the default task, GSM8K
     by_question: dict[int, list[SampleResult]] = {}
@@ -293,8 +293,6 @@ def score_completions(
     `completion_ids`, the `answer` column (and the `task` column when a task is named), one row
     per completion. Completions are graded by the task's comparator; "well-formed" is the format's.
     """
-    from rl_math.rewards import get_reward
-    from rl_math.tasks import get_task
 
     n = len(completions)
     if n != len(prompts) * num_samples:
@@ -337,12 +335,10 @@ def score_generations(
     max_new_tokens: int,
     task: str | None = None,
 ) -> list[SampleResult]:
-    """Grade a :class:`rl_math.train.generation.Generations` with the reward list, the task and the format.
+    """Grade a :class:`rl_math.sampling.Generations` with the reward list, the task and the format.
 
     Rewards get the stop tokens and the token limit as GRPO's do (`termination` needs both).
     """
-    from rl_math.rewards import build_rewards
-    from rl_math.tasks.formats import get_prompt_format
 
     funcs, weights = build_rewards(
         reward_specs, context={"eos_token_ids": list(stop_ids), "max_completion_length": max_new_tokens}
@@ -411,10 +407,9 @@ def evaluate_model(
 ) -> ModelEvaluation:
     """Sample `settings.num_samples` completions per row of `dataset` (prompt/answer), grade, summarise.
 
-    `settings` is a :class:`rl_math.train.generation.SamplingSettings`. The model is unloaded before
+    `settings` is a :class:`rl_math.sampling.SamplingSettings`. The model is unloaded before
     returning (its GPU memory freed), so models can be evaluated one after another.
     """
-    from rl_math.train.generation import sample_dataset
 
     name = name or model_path
     sampled = sample_dataset(

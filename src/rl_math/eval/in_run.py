@@ -45,6 +45,12 @@ from typing import Any
 
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from rl_math.errors import ConfigError
+from rl_math.eval.evaluate import score_generations, summarize
+from rl_math.runtime import on_generation_boundary
+from rl_math.sampling import HFGenerator, SamplingSettings, collect_generations, render_prompts
+from rl_math.tasks.loading import dataset_task, load_prompt_dataset
+
 logger = logging.getLogger(__name__)
 
 METRIC = "eval_accuracy"
@@ -78,7 +84,6 @@ class InRunEvalArguments:
     )
 
     def __post_init__(self) -> None:
-        from rl_math.config import ConfigError
 
         if self.eval_accuracy_steps < 0:
             raise ConfigError(f"eval_accuracy_steps must be 0 (off) or a number of steps, got {self.eval_accuracy_steps}")
@@ -115,7 +120,6 @@ class HeldOutAccuracyCallback(TrainerCallback):
 
     def __init__(self, args: InRunEvalArguments, dataset, *, prompt_format: str, reward_specs: list[dict],
                  stop_ids: list[int], max_new_tokens: int) -> None:
-        from rl_math.tasks.loading import dataset_task
 
         self.args = args
         self.prompts = list(dataset["prompt"])
@@ -139,8 +143,6 @@ class HeldOutAccuracyCallback(TrainerCallback):
         import torch.distributed as dist
         from trl.models.utils import unwrap_model_for_generation
 
-        from rl_math.eval.evaluate import score_generations, summarize
-        from rl_math.train.generation import HFGenerator, SamplingSettings, render_prompts
 
         trainer = self.trainer
         started = time.time()
@@ -191,7 +193,6 @@ class HeldOutAccuracyCallback(TrainerCallback):
         for greedy decoding with this evaluation's token limit and restored afterwards. Weights are
         synced first when the policy changed since the engine last saw it, as TRL does.
         """
-        from rl_math.train.generation import collect_generations
 
         trainer = self.trainer
         engine = trainer.vllm_generation
@@ -243,7 +244,6 @@ class HeldOutAccuracyCallback(TrainerCallback):
 
 def _resumes_exactly_at(args: TrainingArguments, step: int) -> bool:
     """GRPO with buffered generations resumes exactly only from a generation boundary (rl_math.preflight)."""
-    from rl_math.preflight import on_generation_boundary
 
     steps_per_generation = getattr(args, "steps_per_generation", None)
     if not steps_per_generation:
@@ -257,7 +257,6 @@ def build_in_run_eval(eval_args: InRunEvalArguments, script_args, tokenizer, *, 
     """The callback for a recipe (an empty list when `eval_accuracy_steps` is 0); attach it to the trainer."""
     if not eval_args.enabled:
         return []
-    from rl_math.tasks.loading import load_prompt_dataset
 
     dataset = load_prompt_dataset(script_args, script_args.dataset_test_split, tokenizer, eval_args.eval_questions,
                                   seed=_SUBSET_SEED)

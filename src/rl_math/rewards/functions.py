@@ -29,17 +29,17 @@ import importlib
 import inspect
 import math
 import random
-import re
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-from rl_math.config import nearest_key
-from rl_math.rewards.grader import MAX_TEXT_CHARS, assistant_message, completion_text, final_answers, prompt_text
+from rl_math.errors import ConfigError, nearest_key
+from rl_math.grading.batch import as_list, batch_texts, check_int, column, is_int, is_number, score_each, warn_once
+from rl_math.grading.grader import assistant_message, completion_text
 from rl_math.tasks import get_task
+from rl_math.tasks.formats import PROMPT_FORMATS
 
 __all__ = [
+    "check_reward_columns",
     "REWARDS",
     "available_rewards",
     "boxed_format",
@@ -113,59 +113,6 @@ def available_rewards() -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Shared plumbing: robust inputs, one-time warnings
 
-_warned: set[str] = set()
-
-
-def _warn_once(key: str, message: str) -> None:
-    """Warn the first time `key` comes up in this process, stay silent afterwards."""
-    if key not in _warned:
-        _warned.add(key)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-
-def _as_list(values: object) -> list:
-    """A batch as a list: None is empty, a lone string/mapping is one item, junk is empty."""
-    if values is None:
-        return []
-    if isinstance(values, (str, bytes, Mapping)):
-        return [values]
-    if isinstance(values, (list, tuple)):
-        return list(values)
-    try:
-        return list(values)
-    except Exception:  # noqa: BLE001 - not iterable: no items
-        return []
-
-
-def _texts(completions: object) -> list[str]:
-    return [completion_text(completion) for completion in _as_list(completions)]
-
-
-def _column(values: object, length: int, column: str, reward: str) -> list:
-    """A dataset column aligned to the completions: a scalar is broadcast, a short column padded with None."""
-    if values is None or isinstance(values, (str, bytes, int, float)):
-        return [values] * length
-    items = _as_list(values)
-    if len(items) != length:
-        _warn_once(
-            f"{reward}:{column}-length",
-            f"reward {reward!r}: column {column!r} has {len(items)} values for {length} completions; "
-            "missing values are scored None",
-        )
-    return (items + [None] * length)[:length]
-
-
-def _score_each(reward: str, items: Iterable, score: Callable[..., float | None]) -> list[float | None]:
-    """Apply `score` to each item; a failure scores None (and warns once) instead of raising."""
-    results: list[float | None] = []
-    for item in items:
-        try:
-            results.append(score(*item))
-        except Exception as error:  # noqa: BLE001 - a reward must never crash a training step
-            _warn_once(f"{reward}:error", f"reward {reward!r} failed on a completion and scored it None: {error!r}")
-            results.append(None)
-    return results
-
 
 # --------------------------------------------------------------------------------------------
 # The rewards
@@ -178,7 +125,7 @@ def correctness(completions, answer=None, task=None, **kwargs) -> list[float | N
     The gold answer is the dataset column `answer`: a bare value ("1080") or a full GSM8K
     solution ending in `#### 1,080`. The final answer is the boxed answer in the answer region
     (after `</think>`; the `<answer>` block in r1 format) and equality is mathematical: see
-    `rl_math.rewards.grader`. Several boxed answers must all equal the gold (a hedge scores 0.0).
+    `rl_math.grading.grader`. Several boxed answers must all equal the gold (a hedge scores 0.0).
     A gold answer that cannot be read scores None (and warns once per process), never 1.0.
     The optional `task` column names the task whose comparator decides (see `rl_math.tasks`;
     without it, the grader's: GSM8K's).
@@ -188,17 +135,17 @@ def correctness(completions, answer=None, task=None, **kwargs) -> list[float | N
     >>> correctness([[{"role": "assistant", "content": r"<think>9 * 2</think> \boxed{\$18.00}"}]], answer=["18"])
     [1.0]
     """
-    texts = _texts(completions)
+    texts = batch_texts(completions)
     if answer is None:
-        _warn_once("correctness:no-answer", "reward 'correctness' got no 'answer' column; every completion scored None")
+        warn_once("correctness:no-answer", "reward 'correctness' got no 'answer' column; every completion scored None")
         return [None] * len(texts)
-    golds = _column(answer, len(texts), "answer", "correctness")
-    task_names = _column(task, len(texts), "task", "correctness")
+    golds = column(answer, len(texts), "answer", "correctness")
+    task_names = column(task, len(texts), "task", "correctness")
 
     def score(text: str, gold: object, task_name: str | None) -> float | None:
         verdict = get_task(task_name).grade(text, gold)  # no task column: the default task, GSM8K
         if not verdict.gold_parseable:
-            _warn_once(
+            warn_once(
                 "correctness:unparseable-gold",
                 f"reward 'correctness' cannot read the gold answer {str(gold)[:200]!r}; such completions score None "
                 "(this warning is shown once)",
@@ -206,136 +153,26 @@ def correctness(completions, answer=None, task=None, **kwargs) -> list[float | N
             return None
         return 1.0 if verdict.correct else 0.0
 
-    return _score_each("correctness", zip(texts, golds, task_names), score)
+    return score_each("correctness", zip(texts, golds, task_names), score)
 
 
-@_register()
-def boxed_format(completions, **kwargs) -> list[float]:
-    r"""1.0 when the answer region holds exactly one boxed answer, non-empty and balanced; else 0.0.
-
-    >>> boxed_format([r"so \boxed{18}.", r"\boxed{18} or \boxed{19}", r"\boxed{}", r"\boxed{18", "18"])
-    [1.0, 0.0, 0.0, 0.0, 0.0]
-    >>> boxed_format([r"<think>\boxed{18}</think> 18"])  # a box inside <think> is not an answer
-    [0.0]
-    >>> boxed_format([r"\boxed{answer here}"])  # the prompt's template copied back is not an answer
-    [0.0]
-    """
-
-    def score(text: str) -> float:
-        found = final_answers(text)
-        if found.n_boxed != 1 or found.single is None:
-            return 0.0
-        return 0.0 if _is_placeholder_answer(found.single) else 1.0
-
-    return _score_each("boxed_format", ((text,) for text in _texts(completions)), score)
-
-
-# What a box holds when the model copied the prompt's template instead of answering.
-_ANSWER_PLACEHOLDERS = frozenset({"answer", "ans", "final answer", "your answer", "the answer", "result", "number"})
-
-
-def _is_placeholder_answer(content: str) -> bool:
-    r"""A box with no answer in it: template wording (`answer here`) or no letter or digit at all.
-
-    >>> _is_placeholder_answer(r"\text{answer here}"), _is_placeholder_answer("..."), _is_placeholder_answer("18")
-    (True, True, False)
-    """
-    words = _normalized(content.replace("\\text", " "))
-    if not words:
-        return True
-    return words in _ANSWER_PLACEHOLDERS or not _PLACEHOLDER_PATTERN.sub(" ", words).strip()
-
-
-# Placeholder wording system prompts show for the think block; copying it back is not reasoning.
-THINK_PLACEHOLDERS = (
-    "reasoning process here",
-    "your reasoning process here",
-    "your reasoning here",
-    "reasoning here",
-    "reasoning goes here",
-    "thinking process here",
-    "your thinking process here",
-    "thought process here",
-    "your thought process here",
-    "your thoughts here",
-    "thoughts here",
-    "step by step reasoning here",
-    "think step by step here",
-    "your answer here",
-    "final answer here",
-    "answer here",
-)
-_PLACEHOLDER_PATTERN = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in THINK_PLACEHOLDERS) + r")\b")
-_WORDS = re.compile(r"[^\W_]+")
-_MAX_PROMPT_CHARS = 50_000
-
-
-def _normalized(text: str) -> str:
-    """Lower-case words joined by single spaces: punctuation, markup and spacing ignored."""
-    return " ".join(_WORDS.findall(text.lower()))
-
-
-@lru_cache(maxsize=1024)
-def _normalized_prompt(prompt: str) -> str:
-    return f" {_normalized(prompt[:_MAX_PROMPT_CHARS])} "
-
-
-def _is_reasoning(think: str, prompt: str, min_words: int) -> bool:
-    """Real reasoning: enough words once placeholders are removed, and not a copy of the prompt."""
-    words = _normalized(think)
-    if not words:
-        return False
-    if prompt and f" {words} " in _normalized_prompt(prompt):
-        return False
-    remaining = _PLACEHOLDER_PATTERN.sub(" ", words).split()
-    return len(remaining) >= max(min_words, 1)
-
-
-@_register(check_params=lambda params: _check_int(params, "min_words", minimum=0, reward="think_format"))
-def think_format(completions, prompts=None, *, min_words: int = 5, **kwargs) -> list[float]:
-    r"""1.0 when the completion opens with one `<think>` block of real reasoning, then the answer.
-
-    The completion must start (after whitespace) with exactly one `<think>…</think>` (any other
-    `<think>`/`</think>` tag scores 0.0) whose content has at least `min_words` words (default 5)
-    besides placeholder wording like "reasoning process here", and is not a copy of the prompt
-    (`prompts`, conversational or string: think content that appears verbatim in it, compared
-    case- and punctuation-insensitively). After `</think>` there must be exactly one final answer
-    (one non-empty boxed answer or `<answer>` block; an answer repeated over and over is not "the
-    answer"). Tags alone earn nothing.
-
-    >>> good = r"<think>Janet has 16 eggs, eats 3 and bakes 4, so she sells 9 for $2 each.</think> \boxed{18}"
-    >>> think_format([good, r"<think>reasoning process here</think> \boxed{18}", r"<think></think> \boxed{18}"])
-    [1.0, 0.0, 0.0]
-    >>> think_format([r"<think>16 - 3 - 4 = 9 and 9 * 2 = 18</think> no answer"])
-    [0.0]
-    >>> think_format([r"<think>16 - 3 - 4 = 9 and 9 * 2 = 18</think> \boxed{18} \boxed{18}"])
-    [0.0]
-    """
-    texts = _texts(completions)
-    prompt_column = [None] * len(texts) if prompts is None else _column(prompts, len(texts), "prompts", "think_format")
-
-    def score(text: str, prompt: object) -> float:
-        if len(text) > MAX_TEXT_CHARS or text.count("<think>") != 1 or text.count("</think>") != 1:
-            return 0.0
-        opened = text.lstrip()
-        if not opened.startswith("<think>"):
-            return 0.0
-        think = opened[len("<think>") :].split("</think>", 1)[0]
-        if not _is_reasoning(think, prompt_text(prompt), min_words):
-            return 0.0
-        return 1.0 if final_answers(text).single is not None else 0.0
-
-    return _score_each("think_format", zip(texts, prompt_column), score)
+# Each prompt format's shape reward lives with its format (rl_math.tasks.formats) and is registered here.
+for _format in PROMPT_FORMATS.values():
+    if _format.reward is not None:
+        assert _format.reward.__name__ == _format.format_reward, _format.name
+        _register(check_params=_format.check_reward_params)(_format.reward)
+boxed_format = REWARDS["boxed_format"].func
+think_format = REWARDS["think_format"].func
 
 
 MAX_REPETITION_WORDS = 10_000  # only the last this-many words of a completion are examined
 
 
 def _check_repetition_penalty(params: dict) -> None:
-    _check_int(params, "ngram_size", minimum=1, reward="repetition_penalty")
+    check_int(params, "ngram_size", minimum=1, reward="repetition_penalty")
     if "max_penalty" in params:
         max_penalty = params["max_penalty"]
-        if not _is_number(max_penalty) or max_penalty > 0:
+        if not is_number(max_penalty) or max_penalty > 0:
             raise ValueError(
                 f"reward 'repetition_penalty': max_penalty must be a number <= 0, got {max_penalty!r}"
             )
@@ -364,17 +201,17 @@ def repetition_penalty(completions, *, ngram_size: int = 3, max_penalty: float =
         repeated_share = 1 - len(set(ngrams)) / len(ngrams)
         return repeated_share * max_penalty if repeated_share else 0.0
 
-    return _score_each("repetition_penalty", ((text,) for text in _texts(completions)), score)
+    return score_each("repetition_penalty", ((text,) for text in batch_texts(completions)), score)
 
 
 def _check_termination(params: dict) -> None:
     eos = params.get("eos_token_ids")
-    if eos is not None and not (_is_int(eos) or (isinstance(eos, (list, tuple)) and all(map(_is_int, eos)))):
+    if eos is not None and not (is_int(eos) or (isinstance(eos, (list, tuple)) and all(map(is_int, eos)))):
         raise ValueError(f"reward 'termination': eos_token_ids must be an int or a list of ints, got {eos!r}")
     if params.get("max_completion_length") is not None:
-        _check_int(params, "max_completion_length", minimum=1, reward="termination")
+        check_int(params, "max_completion_length", minimum=1, reward="termination")
     for name in ("terminated_reward", "truncated_penalty"):
-        if name in params and not _is_number(params[name]):
+        if name in params and not is_number(params[name]):
             raise ValueError(f"reward 'termination': {name} must be a number, got {params[name]!r}")
 
 
@@ -402,17 +239,17 @@ def termination(
     >>> termination(["a", "b", "c"], completion_ids=ids, eos_token_ids=[2], max_completion_length=3)
     [1.0, -1.0, 0.0]
     """
-    count = len(_as_list(completions))
-    eos_ids = {eos_token_ids} if _is_int(eos_token_ids) else set(eos_token_ids or ())
+    count = len(as_list(completions))
+    eos_ids = {eos_token_ids} if is_int(eos_token_ids) else set(eos_token_ids or ())
     if completion_ids is None or not eos_ids:
-        _warn_once(
+        warn_once(
             "termination:missing",
             "reward 'termination' needs completion_ids and eos_token_ids (bind them with "
             "build_rewards(..., context={'eos_token_ids': ...})); every completion scored None",
         )
         return [None] * count
     if max_completion_length is None:
-        _warn_once(
+        warn_once(
             "termination:no-max-length",
             "reward 'termination' has no max_completion_length: completions without EOS score 0.0",
         )
@@ -426,11 +263,11 @@ def termination(
             return float(truncated_penalty)
         return 0.0
 
-    ids_column = _column(completion_ids, count, "completion_ids", "termination")
-    return _score_each("termination", ((ids,) for ids in ids_column), score)
+    ids_column = column(completion_ids, count, "completion_ids", "termination")
+    return score_each("termination", ((ids,) for ids in ids_column), score)
 
 
-@_register(check_params=lambda params: _check_int(params, "seed", minimum=0, reward="coin_flip"))
+@_register(check_params=lambda params: check_int(params, "seed", minimum=0, reward="coin_flip"))
 def coin_flip(completions, trainer_state=None, *, seed: int = 0, **kwargs) -> list[float]:
     """A null control: 1.0 or 0.0 by a fair coin per completion, whatever it says.
 
@@ -448,25 +285,11 @@ def coin_flip(completions, trainer_state=None, *, seed: int = 0, **kwargs) -> li
     """
     step = getattr(trainer_state, "global_step", 0)
     stream = random.Random(f"coin_flip:{seed}:{step if isinstance(step, int) else 0}")
-    return [float(stream.random() < 0.5) for _ in _as_list(completions)]
+    return [float(stream.random() < 0.5) for _ in as_list(completions)]
 
 
 # --------------------------------------------------------------------------------------------
 # Parameter checks
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_int(params: dict, name: str, minimum: int, reward: str | None = None) -> None:
-    if name in params and not (_is_int(params[name]) and params[name] >= minimum):
-        owner = f"reward {reward!r}: " if reward else ""
-        raise ValueError(f"{owner}{name} must be an integer >= {minimum}, got {params[name]!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,7 +393,7 @@ def get_reward(name: str, **params) -> RewardFunc:
     resolved = _resolve(name)
     custom = name.strip() not in REWARDS
     timeout = params.pop(TIMEOUT_KEY, DEFAULT_CUSTOM_REWARD_TIMEOUT_S) if custom else DEFAULT_CUSTOM_REWARD_TIMEOUT_S
-    if not _is_number(timeout) or timeout <= 0:
+    if not is_number(timeout) or timeout <= 0:
         raise ValueError(f"reward {name!r}: {TIMEOUT_KEY} must be a positive number of seconds, got {timeout!r}")
     _check_parameter_names(name, resolved, params)
     if resolved.check_params is not None:
@@ -648,7 +471,7 @@ class CheckedReward:
         if "error" in outcome:
             error = outcome["error"]
             raise RuntimeError(f"reward {self.__name__!r} raised {type(error).__name__}: {error}") from error  # type: ignore[misc]
-        return self._checked(outcome["result"], len(_as_list(kwargs.get("completions", args[0] if args else []))))
+        return self._checked(outcome["result"], len(as_list(kwargs.get("completions", args[0] if args else []))))
 
     def _checked(self, result: object, expected: int) -> list:
         if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):
@@ -705,7 +528,6 @@ def required_columns(reward_func: Callable) -> set[str]:
         and name not in TRL_ARGUMENTS
         and name not in bound
     }
-
 
 
 def reward_call(
@@ -771,7 +593,7 @@ def validate_reward_specs(specs: object) -> list[dict]:
             raise ValueError(f"rewards[{index}]: missing 'name' in {dict(spec)!r}")
         name = spec["name"]
         weight = spec.get("weight", 1.0)
-        if not _is_number(weight):
+        if not is_number(weight):
             raise ValueError(f"rewards[{index}] ({name!r}): weight must be a number, got {weight!r}")
         params = {key: value for key, value in spec.items() if key not in SPEC_KEYS}
         try:
@@ -865,3 +687,16 @@ def reward_name(func: object) -> str:
     while isinstance(func, functools.partial):
         func = func.func
     return getattr(func, "__name__", None) or type(func).__name__
+
+
+def check_reward_columns(reward_funcs: list, column_names: list[str]) -> None:
+    """Every dataset column a reward reads must exist (TRL would fail mid-step with a TypeError)."""
+
+    for func in reward_funcs:
+        missing = sorted(required_columns(func) - set(column_names))
+        if missing:
+            raise ConfigError(
+                f"reward {func.__name__!r} reads dataset column(s) {missing}, but the dataset has "
+                f"{sorted(column_names)}; use a dataset with those columns or drop the reward"
+            )
+

@@ -3,7 +3,7 @@
 A task knows its columns, how a row becomes a question and a gold answer, how a completion is
 graded against that gold, and how an SFT target's reasoning is rendered from a row. Each task is
 one module of this package that defines ``TASK`` (a :class:`Task`); the YAML chooses it with
-``task:`` (default: the task the dataset name implies, see :func:`task_name_for`).
+``task:`` (default: the task the dataset name implies, see :func:`rl_math.tasks.loading.task_name_for`).
 
 ========================  ====================================================================
 module                    what
@@ -61,7 +61,7 @@ class Task:
         raise NotImplementedError
 
     def grade(self, completion: object, gold: object) -> Any:
-        """The :class:`rl_math.rewards.grader.Verdict` of one completion against a gold answer."""
+        """The :class:`rl_math.grading.grader.Verdict` of one completion against a gold answer."""
         raise NotImplementedError
 
     def answers_equal(self, answer: str, gold: object) -> bool:
@@ -98,16 +98,3 @@ def get_task(name: str | None) -> Task:
     return module.TASK
 
 
-def task_name_for(task: str | None, dataset_name: str) -> str:
-    """The task a run uses: the configured one, else the one its dataset name implies.
-
-    >>> task_name_for(None, "openai/gsm8k"), task_name_for(None, "rl-math:arithmetic?max_operand=5")
-    ('gsm8k', 'arithmetic')
-    >>> task_name_for("math", "../shared/data/math500")
-    'math'
-    """
-    if task:
-        return task
-    from rl_math.tasks.arithmetic import is_arithmetic_dataset
-
-    return "arithmetic" if is_arithmetic_dataset(dataset_name) else DEFAULT_TASK

@@ -22,20 +22,27 @@ model loads.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rl_math.config import ConfigError, one_line
-from rl_math.preflight import hub_offline
-from rl_math.tasks import Task, get_task, task_name_for
-from rl_math.tasks.arithmetic import SYNTHETIC_DATASET
+from rl_math.errors import ConfigError, one_line
+from rl_math.fields import reserved_name_options
+from rl_math.runtime import hub_offline
+from rl_math.tasks import DEFAULT_TASK, Task, get_task
+from rl_math.tasks.arithmetic import (
+    ARITHMETIC_DATASET,
+    SYNTHETIC_DATASET,
+    ArithmeticOptions,
+    arithmetic_split,
+    is_arithmetic_dataset,
+    synthetic_split,
+)
 from rl_math.tasks.formats import build_prompt, get_prompt_format
 
 if TYPE_CHECKING:
     from datasets import Dataset
-
-    from rl_math.config import RecipeArguments
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +51,6 @@ _LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 def arithmetic_options(dataset_name: str):
     """The options of an `rl-math:arithmetic?…` name (a ConfigError for bad ones), else None."""
-    from rl_math.config import reserved_name_options
-    from rl_math.tasks.arithmetic import ARITHMETIC_DATASET, ArithmeticOptions
 
     return reserved_name_options(dataset_name, ARITHMETIC_DATASET, ArithmeticOptions)
 
@@ -125,16 +130,28 @@ def _load_hub_dataset(dataset_name: str, split: str, dataset_config: str | None)
         ) from None
 
 
+def task_name_for(task: str | None, dataset_name: str) -> str:
+    """The task a run uses: the configured one, else the one its dataset name implies.
+
+    >>> task_name_for(None, "openai/gsm8k"), task_name_for(None, "rl-math:arithmetic?max_operand=5")
+    ('gsm8k', 'arithmetic')
+    >>> task_name_for("math", "../shared/data/math500")
+    'math'
+    """
+    if task:
+        return task
+    return "arithmetic" if is_arithmetic_dataset(dataset_name) else DEFAULT_TASK
+
+
+
 def load_problems(dataset_name: str, split: str, dataset_config: str | None = None, task: Task | None = None) -> Dataset:
     """Load one split with the task's question and answer columns, from the hub, a local file or the generator."""
     from datasets import Dataset, Value
 
     if dataset_name == SYNTHETIC_DATASET:
-        from rl_math.tasks.arithmetic import synthetic_split
 
         dataset = Dataset.from_list(synthetic_split(split))
     elif (options := arithmetic_options(dataset_name)) is not None:
-        from rl_math.tasks.arithmetic import arithmetic_split
 
         dataset = Dataset.from_list(arithmetic_split(split, options))
     elif (local := local_file(dataset_name, split)) is not None:
@@ -225,16 +242,72 @@ def drop_long_prompts(dataset: Dataset, tokenizer, max_prompt_tokens: int | None
     return kept
 
 
-def system_prompt_for(args: RecipeArguments) -> str:
+@dataclasses.dataclass
+class DataArguments:
+    """Which problems a run uses and how they are put to the model (the trainers know nothing of these)."""
+
+    dataset_name: str = dataclasses.field(
+        default="openai/gsm8k",
+        metadata={
+            "help": "Hub dataset id, a local .jsonl/.json/.parquet file or folder with question/answer "
+            "columns, 'rl-math:synthetic' for the offline generated arithmetic problems, or "
+            "'rl-math:arithmetic?operations=add&max_operand=9&worked=false&train_size=2000&test_size=1000' "
+            "for the difficulty-controlled offline task."
+        },
+    )
+    task: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "What is asked and what counts as right: gsm8k (question/answer columns, numeric golds), "
+            "arithmetic (the offline rl-math:synthetic / rl-math:arithmetic problems) or math (problem/answer/"
+            "solution columns, LaTeX golds graded by math-verify). null: arithmetic for the offline "
+            "dataset names, else gsm8k."
+        },
+    )
+    dataset_config: str | None = dataclasses.field(
+        default="main", metadata={"help": "Hub dataset configuration name (GSM8K: 'main')."}
+    )
+    dataset_train_split: str = dataclasses.field(default="train", metadata={"help": "Training split."})
+    dataset_test_split: str = dataclasses.field(default="test", metadata={"help": "Evaluation split."})
+    max_train_samples: int | None = dataclasses.field(
+        default=None, metadata={"help": "Keep only the first N training problems (after shuffling)."}
+    )
+    max_eval_samples: int | None = dataclasses.field(
+        default=None, metadata={"help": "Keep only the first N evaluation problems."}
+    )
+    prompt_format: str = dataclasses.field(
+        default="boxed",
+        metadata={"help": "Answer format asked of the model: boxed, think_boxed or r1."},
+    )
+    system_prompt: str | None = dataclasses.field(
+        default=None, metadata={"help": "Replaces the prompt format's default system prompt."}
+    )
+    max_prompt_tokens: int | None = dataclasses.field(
+        default=512,
+        metadata={
+            "help": "Drop prompts longer than this many tokens (TRL 1.16 never truncates prompts); "
+            "the count dropped is logged. null keeps all."
+        },
+    )
+    def __post_init__(self) -> None:
+        try:
+            get_prompt_format(self.prompt_format)
+            get_task(self.task)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        arithmetic_options(self.dataset_name)  # a bad option is a ConfigError now, not at load time
+
+
+def system_prompt_for(args: DataArguments) -> str:
     return args.system_prompt if args.system_prompt is not None else get_prompt_format(args.prompt_format).system_prompt
 
 
-def task_of(args: RecipeArguments) -> Task:
+def task_of(args: DataArguments) -> Task:
     """The run's task: `task` in the YAML, else the one its dataset name implies."""
     return get_task(task_name_for(args.task, args.dataset_name))
 
 
-def load_prompt_dataset(args: RecipeArguments, split: str, tokenizer=None, limit: int | None = None, seed: int = 0) -> Dataset:
+def load_prompt_dataset(args: DataArguments, split: str, tokenizer=None, limit: int | None = None, seed: int = 0) -> Dataset:
     """The recipe's dataset for `split`: the task's prompts in the chosen format, gold answers, long prompts dropped."""
     task = task_of(args)
     dataset = load_problems(args.dataset_name, split, args.dataset_config, task)

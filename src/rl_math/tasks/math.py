@@ -19,6 +19,15 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from rl_math.grading.grader import (
+    BOX_OPEN,
+    answers_equal,
+    call_math_verify,
+    gold_is_gradable,
+    grade_with,
+    matching_brace,
+    math_verify_timeout,
+)
 from rl_math.tasks import Task
 
 MAX_VERIFIED_CHARS = 160  # longer answers (and golds) are not handed to sympy
@@ -42,7 +51,6 @@ def verified_parse(text: str):
         return None
     from math_verify import LatexExtractionConfig, parse
 
-    from rl_math.rewards.grader import call_math_verify, math_verify_timeout
 
     parsed = call_math_verify(
         parse, "\\boxed{" + text + "}", extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
@@ -57,7 +65,6 @@ def unboxed(solution: str) -> str:
     >>> unboxed(r"So $r = 3$ and the point is $\boxed{(3, \frac{\pi}{2})}.$")
     'So $r = 3$ and the point is $(3, \\frac{\\pi}{2}).$'
     """
-    from rl_math.rewards.grader import BOX_OPEN, matching_brace  # the grader's spelling of a box
 
     while (box := BOX_OPEN.search(solution)) is not None:
         close = matching_brace(solution, box.end() - 1)
@@ -71,7 +78,6 @@ class MathTask(Task):
     """Non-numeric golds, compared by math-verify (the fast path first, for numbers)."""
 
     def gold(self, value: object) -> str | None:
-        from rl_math.rewards.grader import gold_is_gradable
 
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
@@ -86,7 +92,6 @@ class MathTask(Task):
     def answers_equal(self, answer: str, gold: object) -> bool:
         from math_verify import verify
 
-        from rl_math.rewards.grader import answers_equal, call_math_verify, gold_is_gradable, math_verify_timeout
 
         gold_text = self.gold(gold)
         if gold_text is None or not isinstance(answer, str) or not answer.strip():
@@ -99,7 +104,6 @@ class MathTask(Task):
         return bool(call_math_verify(verify, gold_parsed, answer_parsed, timeout_seconds=math_verify_timeout()))
 
     def grade(self, completion: object, gold: object):
-        from rl_math.rewards.grader import grade_with
 
         gold_text = self.gold(gold)
         return grade_with(

@@ -15,21 +15,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rl_math.config import RecipeArguments, collect_fields, load_yaml
-from rl_math.tasks.loading import load_prompt_dataset
+from rl_math.config import load_yaml
+from rl_math.fields import collect_fields
+from rl_math.tasks.loading import DataArguments, load_prompt_dataset
 
 # TrainingArguments' default seed: the one a recipe shuffles with when the config names none.
 DEFAULT_SEED = 42
 
 
-def data_arguments(config: dict[str, Any]) -> RecipeArguments:
+def data_arguments(config: dict[str, Any]) -> DataArguments:
     """The config's data fields as the recipes parse them (other fields are another layer's).
 
     >>> data_arguments({"dataset_name": "rl-math:synthetic", "learning_rate": 1e-5}).dataset_name
     'rl-math:synthetic'
     """
-    fields = collect_fields([RecipeArguments])
-    return RecipeArguments(**{key: value for key, value in config.items() if key in fields})
+    fields = collect_fields([DataArguments])
+    return DataArguments(**{key: value for key, value in config.items() if key in fields})
 
 
 def config_rows(config_path: str | Path, split: str) -> Iterator[dict[str, Any]]:

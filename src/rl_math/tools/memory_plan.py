@@ -52,12 +52,17 @@ buffers on several GPUs), and is compared with the GPU memory (80 GB by default)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from rl_math.config import field_defaults, recipe_values
+from rl_math.methods import recipe_dataclasses
+from rl_math.models import resolve_model
 
 GB = 1e9
 
@@ -71,35 +76,10 @@ STRATEGY_NAMES = {
 ZERO_CHOICES = {"0": "ddp", "ddp": "ddp", "2": "zero2", "3": "zero3", "3_offload": "zero3_offload"}
 
 # TRL 1.16 / rl-math defaults for the keys a YAML may leave out (tests check them against the dataclasses).
-DEFAULTS: dict[str, Any] = {
-    "num_generations": 8,
-    "max_completion_length": 512,
-    "per_device_train_batch_size": 8,
-    "gradient_accumulation_steps": 1,
-    "steps_per_generation": None,
-    "generation_batch_size": None,
-    "gradient_checkpointing": True,
-    "activation_checkpointing": None,  # transformers 5's name; wins over gradient_checkpointing when set
-    "activation_checkpointing_kwargs": None,
-    "beta": 0.0,
-    "bf16": None,  # None: True unless fp16 (GRPOConfig.__post_init__)
-    "fp16": False,
-    "use_vllm": False,
-    "vllm_mode": "colocate",
-    "vllm_gpu_memory_utilization": 0.3,
-    "ds3_gather_for_generation": True,
-    "use_peft": False,
-    "lora_r": 16,
-    "lora_target_modules": None,
-    "load_in_4bit": False,
-    "load_in_8bit": False,
-    "dtype": "float32",  # TRL's ModelConfig.dtype
-    "max_prompt_tokens": 512,  # rl-math's RecipeArguments
-    "eval_accuracy_steps": 0,  # rl-math's in-run evaluation (rl_math.eval.in_run)
-    "eval_questions": 200,
-    "eval_max_new_tokens": None,
-    "eval_generation_batch_size": 64,
-}
+@functools.cache
+def grpo_defaults() -> dict[str, Any]:
+    """The GRPO recipe's field defaults (TRL's and rl-math's): what an unset YAML key means."""
+    return field_defaults(recipe_dataclasses("grpo"))
 
 # The kernel constants of TRL 1.16's fused LM head (trl/kernels/chunked_logprob.py).
 LOGPROB_TOKEN_CHUNK = 4096
@@ -112,6 +92,7 @@ NCCL_GB = 0.5  # NCCL communicator buffers, several GPUs only
 TIGHT_FRACTION = 0.9
 _PEFT_DEFAULT_TARGETS = {"qwen2": ["q_proj", "v_proj"]}  # peft's mapping, for lora_target_modules: null
 _HEADER = re.compile(r"#\s*rl-math:\s*(.*)")
+_NAMED_ACCELERATE_CONFIG = re.compile(r"configs/accelerate/[\w.-]+\.ya?ml")
 
 
 class PlanError(ValueError):
@@ -159,7 +140,6 @@ def load_model_config(name_or_path: str):
     if path.is_dir() and not (path / "config.json").is_file():
         raise PlanError(f"{path} has no config.json")
     if name_or_path.startswith("rl-math:"):
-        from rl_math.testing import resolve_model
 
         path = Path(resolve_model(name_or_path))
     try:
@@ -211,11 +191,8 @@ def model_shape(config_or_path, name: str | None = None) -> ModelShape:
 
 def load_yaml_values(path: str | Path) -> dict[str, Any]:
     """The recipe YAML's values (without its `env:` block)."""
-    from rl_math.config import load_yaml
 
-    values = load_yaml(path)
-    values.pop("env", None)
-    return values
+    return recipe_values(path, recipe_dataclasses("grpo"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,6 +212,10 @@ def read_launch_header(path: str | Path) -> LaunchHeader:
         fields = dict(item.split("=", 1) for item in match.group(1).split() if "=" in item)
         gpus = tuple(int(g) for g in fields.get("gpus", "").split(",") if g.strip().isdigit())
         return LaunchHeader(fields.get("accelerate_config"), gpus)
+    # no header: an accelerate config named in any comment ("launch with configs/accelerate/zero3.yaml")
+    for line in Path(path).read_text().splitlines():
+        if "#" in line and (named := _NAMED_ACCELERATE_CONFIG.search(line.split("#", 1)[1])):
+            return LaunchHeader(named.group(0), ())
     return LaunchHeader(None, ())
 
 
@@ -302,7 +283,8 @@ class RunSettings:
 
     @classmethod
     def from_yaml(cls, values: Mapping[str, Any], prompt_tokens: int | None = None) -> RunSettings:
-        v = {**DEFAULTS, **{k: val for k, val in values.items() if val is not None or k not in DEFAULTS}}
+        defaults = grpo_defaults()
+        v = {**defaults, **{k: val for k, val in values.items() if val is not None or k not in defaults}}
         bf16 = v["bf16"] if v["bf16"] is not None else not v["fp16"]
         half = bool(bf16 or v["fp16"])
         dtype = str(v.get("dtype") or "float32").replace("torch.", "")

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rl_math.rewards.grader import completion_text, prompt_text
+from rl_math.grading.grader import completion_text, prompt_text
 from rl_math.tools.curves import RunLogError
 
 

@@ -52,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from trl import GRPOTrainer
 
+from rl_math.errors import ConfigError
+from rl_math.runtime import generation_batch, world_size_from_env
 from rl_math.train.group_signal import is_constant
 
 # tensors of the batch that TRL pads on the left (prompts); the other per-token ones are padded on the right
@@ -78,7 +80,6 @@ class DynamicSamplingArguments:
     )
 
     def __post_init__(self) -> None:
-        from rl_math.config import ConfigError
 
         if self.dynamic_sampling_max_rounds < 1:
             raise ConfigError(
@@ -232,8 +233,6 @@ def grpo_trainer_class(args: DynamicSamplingArguments, base: type = GRPOTrainer)
 
 def check_dynamic_sampling(values: dict[str, Any], explicit: set[str], world_size: int | None = None) -> None:
     """Dynamic sampling keeps or drops whole groups on each process: each process's batch must hold whole groups."""
-    from rl_math.config import ConfigError
-    from rl_math.preflight import generation_batch, world_size_from_env
 
     if not values.get("dynamic_sampling"):
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from rl_math.train.generation import end_of_turn_token_id
+from rl_math.sampling import end_of_turn_token_id
 
 logger = logging.getLogger(__name__)
 

@@ -61,6 +61,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from rl_math.rewards import reward_name
 from rl_math.tasks.formats import FORMAT_REWARDS  # the formats own their reward names
 
 logger = logging.getLogger(__name__)
@@ -658,7 +659,6 @@ def build_health_callback(health_args: HealthArguments, reward_funcs: list) -> l
     """
     if not health_args.health_monitor:
         return []
-    from rl_math.rewards import reward_name
 
     names = [reward_name(f) for f in reward_funcs]
     return [HealthCallback(health_args, reward_names=names)]

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback
 
-from rl_math.testing import is_test_model, resolve_model
+from rl_math.runtime import is_embedded_model, world_size_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -93,37 +93,6 @@ def model_init_kwargs(model_args, training_args) -> dict[str, Any]:
     if isinstance(training_args.model_init_kwargs, dict):
         kwargs.update(training_args.model_init_kwargs)
     return {k: v for k, v in kwargs.items() if v is not None}
-
-
-def load_tokenizer(model_args, trust_remote_code: bool = False):
-    """The model's tokenizer, with a pad token (the EOS when the model has none)."""
-    from transformers import AutoTokenizer
-
-    from rl_math.preflight import model_source_errors
-
-    with model_source_errors(model_args.model_name_or_path):
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve_model(model_args.model_name_or_path),
-            revision=model_args.model_revision,
-            trust_remote_code=trust_remote_code,
-        )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def eos_token_ids(tokenizer, model_path: str) -> list[int]:
-    """Every id that ends a completion: the tokenizer's EOS plus the generation config's (as TRL stops on)."""
-    from transformers import GenerationConfig
-
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    try:
-        generation = GenerationConfig.from_pretrained(resolve_model(model_path))
-        extra = generation.eos_token_id
-        ids.update(extra if isinstance(extra, list) else [extra] if extra is not None else [])
-    except (OSError, ValueError):
-        pass  # no generation_config.json: the tokenizer's EOS is all there is
-    return sorted(ids)
 
 
 def checkpoint_step(checkpoint: str | os.PathLike | None) -> int | None:
@@ -385,7 +354,7 @@ def hub_origin(model: str | None, max_hops: int = 10) -> str | None:
             return None
         path = Path(model)
         if not path.is_dir():
-            return None if is_test_model(model) else model
+            return None if is_embedded_model(model) else model
         configs = [folder / RESOLVED_CONFIG_FILE for folder in (path, *path.parents[:2])]
         saved = next((config for config in configs if config.is_file()), None)
         if saved is None:
@@ -446,7 +415,6 @@ def check_data_parallel(trainer) -> None:
     `accelerate launch --multi_gpu` on a machine without GPUs and without `use_cpu` starts N
     independent single-process runs that all exit 0; catch that before hours are spent on it.
     """
-    from rl_math.preflight import world_size_from_env
 
     launched = world_size_from_env()
     if launched > 1 and trainer.args.world_size != launched:

@@ -36,16 +36,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rl_math.config import ConfigError
-from rl_math.rewards.grader import assistant_message
+from rl_math.errors import ConfigError
+from rl_math.grading.grader import assistant_message
+from rl_math.rewards import get_reward, reward_call
 from rl_math.tasks import get_task
 from rl_math.tasks.formats import get_prompt_format
-from rl_math.tasks.loading import load_prompt_dataset, local_file, read_local_file
+from rl_math.tasks.loading import DataArguments, load_prompt_dataset, local_file, read_local_file
 
 if TYPE_CHECKING:
     from datasets import Dataset
-
-    from rl_math.config import RecipeArguments
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,6 @@ def target_problems(
     The rewards used are `correctness` and the prompt format's own format reward, called exactly as
     GRPOTrainer calls them (conversational completions, `prompts`, the `answer` and `task` columns).
     """
-    from rl_math.rewards import get_reward, reward_call
 
     format_name = get_prompt_format(prompt_format).format_reward
     call = reward_call(prompts, completions, golds, tasks=tasks)
@@ -137,7 +135,7 @@ def passthrough_file(dataset_name: str, split: str) -> str | None:
 
 
 def load_sft_dataset(
-    args: RecipeArguments, split: str, tokenizer=None, limit: int | None = None, seed: int = 0
+    args: DataArguments, split: str, tokenizer=None, limit: int | None = None, seed: int = 0
 ) -> Dataset:
     """The SFT recipe's dataset: a prompt/completion file as is, or the task's problems as targets."""
     if (path := passthrough_file(args.dataset_name, split)) is not None:

@@ -2,8 +2,9 @@
 
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from rl_math.testing import resolve_model
-from rl_math.testing.tiny_model import TINY_MODEL_NAME, build_tokenizer, vocab_fingerprint
+from rl_math.models import resolve_model
+from rl_math.models.tiny_qwen2 import build_tokenizer, vocab_fingerprint
+from rl_math.runtime import TINY_MODEL_NAME
 
 
 def test_reserved_name_resolves_to_the_built_folder(tiny_model_path):
@@ -68,7 +69,7 @@ def test_options_select_shape_and_initialisation(tmp_path, monkeypatch):
 
 
 def test_plain_name_keeps_the_default_folder(tiny_model_path):
-    from rl_math.testing.tiny_model import TinyModelOptions, tiny_model_dir
+    from rl_math.runtime import TinyModelOptions, tiny_model_dir
 
     assert str(tiny_model_dir(TinyModelOptions())) == tiny_model_path
 
@@ -76,7 +77,7 @@ def test_plain_name_keeps_the_default_folder(tiny_model_path):
 def test_a_bad_model_option_is_a_config_error():
     import pytest
 
-    from rl_math.config import ConfigError
+    from rl_math.errors import ConfigError
 
     with pytest.raises(ConfigError, match="did you mean 'hidden_size'"):
         resolve_model(f"{TINY_MODEL_NAME}?hiden_size=32")
@@ -87,8 +88,8 @@ def test_a_bad_model_option_is_a_config_error():
 def test_the_preflight_accepts_the_tiny_model_with_options_and_names_a_bad_one():
     import pytest
 
-    from rl_math.config import ConfigError
-    from rl_math.preflight import model_source_problem
+    from rl_math.errors import ConfigError
+    from rl_math.runtime import model_source_problem
 
     assert model_source_problem(f"{TINY_MODEL_NAME}?hidden_size=32&seed=4") is None
     with pytest.raises(ConfigError, match="unknown option 'layers'"):

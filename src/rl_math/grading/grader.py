@@ -55,8 +55,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from rl_math.tasks.gsm8k import normalize_gold
-
 __all__ = [
     "FinalAnswers",
     "Verdict",
@@ -751,6 +749,40 @@ def _symbolic_equal(gold: Fraction | str, answer: Fraction | str) -> bool:
 
 # --------------------------------------------------------------------------------------------
 # Gold answers and grading
+
+# A gold may be written the GSM8K way (a solution ending `#### 1,080`) or bare; every task's gold
+# passes through this one reader, so grading never needs to know which task wrote it.
+GOLD_MARKER = "####"
+
+
+def normalize_gold(gold: object) -> str | None:
+    """The gold answer as text, or None when there is none.
+
+    A GSM8K solution is cut after its last `####`, where the answer is a number: thousands
+    separators and a trailing period are dropped. A bare answer (a number from a JSON file, a
+    short answer such as `(3, \\frac{\\pi}{2})`) is kept as written, stripped: its commas may be
+    part of it, and the grader reads `1,080` as 1080 anyway. A bare answer on several lines is
+    not an answer.
+
+    >>> normalize_gold("48/2 = <<48/2=24>>24 clips.\\n#### 1,080"), normalize_gold(72), normalize_gold(" 1,080 ")
+    ('1080', '72', '1,080')
+    >>> normalize_gold("(3, 4)"), normalize_gold(""), normalize_gold("no\\nanswer"), normalize_gold(None)
+    ('(3, 4)', None, None, None)
+    """
+    if isinstance(gold, bool) or gold is None:
+        return None
+    if isinstance(gold, (int, float, Fraction)):
+        gold = str(gold)  # `{"answer": 18}` in a JSON file
+    if not isinstance(gold, str):
+        return None
+    if GOLD_MARKER in gold:
+        answer = gold.rsplit(GOLD_MARKER, 1)[1].strip()
+        answer = answer.replace(",", "").rstrip(".").strip()
+        return answer or None
+    answer = gold.strip()
+    return answer if answer and "\n" not in answer else None
+
+
 
 
 def _gold_value(gold: object) -> Fraction | str | None:

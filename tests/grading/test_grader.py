@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from rl_math.rewards import grader
-from rl_math.rewards.grader import (
+from rl_math.grading import grader
+from rl_math.grading.grader import (
     Verdict,
     answer_region,
     answers_equal,
@@ -407,7 +407,7 @@ def test_docstring_examples_hold():
 def test_message_text_reads_parquets_numpy_arrays_of_messages():
     import numpy as np
 
-    from rl_math.rewards.grader import completion_text, prompt_text
+    from rl_math.grading.grader import completion_text, prompt_text
 
     completion = np.array([{"role": "assistant", "content": r"\boxed{4}"}], dtype=object)
     prompt = np.array([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}], dtype=object)
@@ -416,13 +416,13 @@ def test_message_text_reads_parquets_numpy_arrays_of_messages():
 
 
 def test_prompt_text_keeps_every_role_and_completion_text_only_the_assistant():
-    from rl_math.rewards.grader import completion_text, prompt_text
+    from rl_math.grading.grader import completion_text, prompt_text
 
     turns = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
     assert (prompt_text(turns), completion_text(turns)) == ("2+2?\n4", "4")
 
 
 def test_message_text_reads_content_parts():
-    from rl_math.rewards.grader import prompt_text
+    from rl_math.grading.grader import prompt_text
 
     assert prompt_text([{"role": "user", "content": [{"type": "text", "text": "2+2?"}]}]) == "2+2?"

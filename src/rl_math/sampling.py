@@ -18,13 +18,14 @@ repetition penalty, whatever the model's own generation_config suggests.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rl_math.testing import resolve_model
+from rl_math.models import load_tokenizer, resolve_model
+from rl_math.runtime import VLLM_MISSING, vllm_installed
+from rl_math.tasks.loading import dataset_task
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +89,28 @@ def end_of_turn_token_id(tokenizer) -> int | None:
     return ids[0] if ids and ids[0] in special else None
 
 
-def stop_token_ids(tokenizer, model_path: str) -> list[int]:
-    """Every id that ends a completion: tokenizer EOS, generation_config EOS ids, end of turn."""
-    from rl_math.train.lifecycle import eos_token_ids
+def _eos_token_ids(tokenizer, model_path: str) -> list[int]:
+    """Every id that ends a completion: the tokenizer's EOS plus the generation config's (as TRL stops on)."""
+    from transformers import GenerationConfig
 
-    ids = set(eos_token_ids(tokenizer, model_path))
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    try:
+        generation = GenerationConfig.from_pretrained(resolve_model(model_path))
+        extra = generation.eos_token_id
+        ids.update(extra if isinstance(extra, list) else [extra] if extra is not None else [])
+    except (OSError, ValueError):
+        pass  # no generation_config.json: the tokenizer's EOS is all there is
+    return sorted(ids)
+
+
+
+def stop_token_ids(tokenizer, model_path: str) -> list[int]:
+    """Every id that ends a completion: tokenizer EOS, generation_config EOS ids, end of turn.
+
+    The one stop set: generation stops on it, and the `termination` reward (GRPO, evaluation and
+    expert iteration alike) counts a completion as finished when it ends with one of these.
+    """
+    ids = set(_eos_token_ids(tokenizer, model_path))
     if (turn := end_of_turn_token_id(tokenizer)) is not None:
         ids.add(turn)
     if not ids:
@@ -104,10 +122,6 @@ def stop_token_ids(tokenizer, model_path: str) -> list[int]:
 # Backends
 
 
-def vllm_installed() -> bool:
-    return importlib.util.find_spec("vllm") is not None
-
-
 def resolve_use_vllm(use_vllm: bool | None) -> bool:
     """`None` means vLLM when it is installed and a GPU is present; `True` requires it."""
     import torch
@@ -115,7 +129,6 @@ def resolve_use_vllm(use_vllm: bool | None) -> bool:
     if use_vllm is None:
         return vllm_installed() and torch.cuda.is_available()
     if use_vllm and not vllm_installed():
-        from rl_math.preflight import VLLM_MISSING
 
         raise ImportError(VLLM_MISSING)
     return bool(use_vllm)
@@ -379,22 +392,6 @@ def load_generator(model_path: str, tokenizer, *, use_vllm: bool | None = None, 
     )
 
 
-def load_generation_tokenizer(model_path: str, trust_remote_code: bool = False, revision: str | None = None):
-    """The model's tokenizer with a pad token, left padding (for batched generation)."""
-    from transformers import AutoTokenizer
-
-    from rl_math.preflight import model_source_errors
-
-    with model_source_errors(model_path):
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve_model(model_path), trust_remote_code=trust_remote_code, revision=revision
-        )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    return tokenizer
-
-
 @dataclass
 class DatasetSamples:
     """What :func:`sample_dataset` returns: the rows it answered and the completions, prompt-major."""
@@ -415,9 +412,8 @@ def sample_dataset(model_path: str, dataset, settings: SamplingSettings, *, desc
     returning (its memory freed), so models can be sampled one after another. `generator_options`
     go to :func:`load_generator`.
     """
-    from rl_math.tasks.loading import dataset_task
 
-    tokenizer = load_generation_tokenizer(model_path, trust_remote_code)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code, padding_side="left")
     stops = stop_token_ids(tokenizer, model_path)
     prompts, golds = list(dataset["prompt"]), list(dataset["answer"])
     generator = load_generator(model_path, tokenizer, trust_remote_code=trust_remote_code, seed=settings.seed,

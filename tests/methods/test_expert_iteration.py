@@ -11,8 +11,8 @@ import pytest
 
 from rl_math.config import RecipeArguments
 from rl_math.eval.evaluate import EvalArguments
-from rl_math.tasks.formats import build_prompt
-from rl_math.train.expert_iteration import (
+from rl_math.grading import batch
+from rl_math.methods.expert_iteration import (
     ExpertIterationArguments,
     apply_filter,
     build_filter,
@@ -24,6 +24,7 @@ from rl_math.train.expert_iteration import (
     select_training_samples,
     validate_filter,
 )
+from rl_math.tasks.formats import build_prompt
 
 EOS = 2
 PROMPT = build_prompt("What is 9 * 2?", "Box it.")
@@ -74,9 +75,8 @@ def test_filter_bounds_and_parameters():
 
 def test_a_reward_that_cannot_score_rejects_the_sample(monkeypatch):
     # termination without completion_ids/eos ids scores None: None never passes a bound
-    from rl_math.rewards import functions as rewards
 
-    monkeypatch.setattr(rewards, "_warned", set())  # the warning is once per process: an earlier test may have had it
+    monkeypatch.setattr(batch, "_warned", set())  # the warning is once per process: an earlier test may have had it
     samples = [_sample(0, 0, r"\boxed{18}", None)]
     with pytest.warns(RuntimeWarning):
         apply_filter(samples, build_filter([{"name": "termination", "min": -10}]))
@@ -172,13 +172,13 @@ def test_field_types_are_ones_hf_argument_parser_reads(cls):
 def test_docstring_examples():
     import doctest
 
-    from rl_math.train import expert_iteration
+    from rl_math.methods import expert_iteration
 
     assert doctest.testmod(expert_iteration).failed == 0
 
 
 def test_a_rerun_never_reports_a_credential_as_a_changed_setting():
-    from rl_math.train.expert_iteration import changed_settings
+    from rl_math.methods.expert_iteration import changed_settings
 
     saved = {"hub_token": "<redacted>", "wandb_api_key": "old", "learning_rate": 1e-3}
     resolved = {"hub_token": "hf_new", "wandb_api_key": "new", "learning_rate": 1e-3}

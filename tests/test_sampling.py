@@ -6,9 +6,7 @@ import dataclasses
 
 import pytest
 
-from rl_math.tasks.formats import build_prompt
-from rl_math.train.export import add_stop_tokens
-from rl_math.train.generation import (
+from rl_math.sampling import (
     Generations,
     HFGenerator,
     SamplingSettings,
@@ -18,6 +16,8 @@ from rl_math.train.generation import (
     resolve_use_vllm,
     stop_token_ids,
 )
+from rl_math.tasks.formats import build_prompt
+from rl_math.train.export import add_stop_tokens
 
 
 def test_finish_completion_cuts_after_the_first_stop_token():
@@ -84,13 +84,13 @@ def test_hf_generation_order_and_flags(tiny_tokenizer, tiny_model_path):
 def test_docstring_examples():
     import doctest
 
-    from rl_math.train import generation
+    from rl_math import sampling as generation
 
     assert doctest.testmod(generation).failed == 0
 
 
 def test_sampling_settings_from_config_read_each_setting_under_its_config_key():
-    from rl_math.train.expert_iteration import EI_SAMPLING_KEYS, ExpertIterationArguments
+    from rl_math.methods.expert_iteration import EI_SAMPLING_KEYS, ExpertIterationArguments
 
     ei = ExpertIterationArguments(ei_samples_per_question=3, ei_temperature=0.7, ei_top_p=0.9, ei_max_new_tokens=64)
     assert ei.sampling(seed=5) == SamplingSettings(3, 0.7, 0.9, 64, 5)

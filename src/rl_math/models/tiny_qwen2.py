@@ -4,7 +4,7 @@ Nothing is downloaded. The tokenizer is a small byte-level BPE trained here with
 normaliser and pre-tokeniser, the real special tokens (`<|endoftext|>`, `<|im_start|>`,
 `<|im_end|>`) and TRL's copy of the Qwen2.5 chat template, so prompts look as they do for the
 real models. Both are built deterministically and cached; `model_name_or_path: rl-math:tiny-qwen2`
-in a config resolves (:func:`rl_math.testing.resolve_model`) to the cached folder, and `rl-math:tiny-qwen2?hidden_size=128&seed=3` to
+in a config resolves (:func:`rl_math.models.resolve_model`) to the cached folder, and `rl-math:tiny-qwen2?hidden_size=128&seed=3` to
 another shape or initialisation (:class:`TinyModelOptions`).
 """
 
@@ -13,91 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+
+from rl_math.runtime import TINY_BUILD_VERSION, TINY_MODEL_NAME, TINY_MODEL_SHAPE, TinyModelOptions, tiny_model_dir
+from rl_math.tasks.arithmetic import generate_problems
 
 logger = logging.getLogger(__name__)
 
-TINY_MODEL_NAME = "rl-math:tiny-qwen2"
-_BUILD_VERSION = "1"  # bump when the recipe below changes, so caches rebuild
 _VOCAB_SIZE = 512
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Qwen2.5's pre-tokeniser split (from its tokenizer.json): digits are single tokens.
 _QWEN_SPLIT_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-_MODEL_SHAPE = dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=16,
-    max_position_embeddings=2048,
-    tie_word_embeddings=True,
-)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("RL_MATH_CACHE", Path.home() / ".cache" / "rl_math"))
-
-
-@dataclass(frozen=True)
-class TinyModelOptions:
-    """Shape and initialisation of `rl-math:tiny-qwen2?…`, e.g. `rl-math:tiny-qwen2?hidden_size=128&seed=3`.
-
-    The plain name is the default shape with seed 0 (107k parameters). The learning benchmark
-    picks a size and varies `seed` to show a result is not one lucky initialisation.
-    """
-
-    hidden_size: int = _MODEL_SHAPE["hidden_size"]
-    num_hidden_layers: int = _MODEL_SHAPE["num_hidden_layers"]
-    intermediate_size: int | None = None  # null: twice hidden_size
-    num_attention_heads: int = _MODEL_SHAPE["num_attention_heads"]
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if min(self.hidden_size, self.num_hidden_layers, self.num_attention_heads) < 1:
-            raise ValueError("hidden_size, num_hidden_layers and num_attention_heads must be at least 1")
-        if self.hidden_size % self.num_attention_heads or self.num_attention_heads % 2:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} must be divisible by num_attention_heads {self.num_attention_heads}, "
-                "an even number (the key/value heads are half of them)"
-            )
-
-    def shape(self) -> dict:
-        heads = self.num_attention_heads
-        return _MODEL_SHAPE | dict(
-            hidden_size=self.hidden_size,
-            num_hidden_layers=self.num_hidden_layers,
-            intermediate_size=self.intermediate_size or 2 * self.hidden_size,
-            num_attention_heads=heads,
-            num_key_value_heads=heads // 2,
-            head_dim=self.hidden_size // heads,
-        )
-
-    def folder_name(self) -> str:
-        if self == TinyModelOptions():
-            return f"tiny-qwen2-v{_BUILD_VERSION}"  # the plain name keeps its folder
-        shape = self.shape()
-        return (
-            f"tiny-qwen2-v{_BUILD_VERSION}-h{shape['hidden_size']}-l{shape['num_hidden_layers']}"
-            f"-i{shape['intermediate_size']}-a{shape['num_attention_heads']}-s{self.seed}"
-        )
-
-
-def tiny_model_options(name_or_path: str) -> TinyModelOptions | None:
-    """The options of an `rl-math:tiny-qwen2[?…]` name (a ConfigError for bad ones), else None."""
-    from rl_math.config import reserved_name_options
-
-    return reserved_name_options(name_or_path, TINY_MODEL_NAME, TinyModelOptions)
-
-
-def tiny_model_dir(options: TinyModelOptions | None = None) -> Path:
-    return cache_root() / (options or TinyModelOptions()).folder_name()
 
 
 def ensure_tiny_model(options: TinyModelOptions | None = None) -> Path:
@@ -121,11 +51,21 @@ def ensure_tiny_model(options: TinyModelOptions | None = None) -> Path:
     return target
 
 
-def _tokenizer_corpus() -> list[str]:
-    from rl_math.tasks.arithmetic import generate_problems
-    from rl_math.tasks.formats import PROMPT_FORMATS
+# The system prompts the tokenizer was first trained on, frozen: a prompt format added later must
+# not change the embedded model's vocabulary (and with it every benchmark figure).
+_CORPUS_SYSTEM_PROMPTS = (
+    "Please reason step by step, and put your final answer within \\boxed{}.",
+    "First think through the problem step by step inside <think> </think> tags, then state the final answer "
+    "within \\boxed{}, for example: <think> reasoning process here </think> The answer is \\boxed{answer here}.",
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
+    "assistant first thinks about the reasoning process in the mind and then provides the user with the answer. "
+    "The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
+    "respectively, i.e., <think> reasoning process here </think><answer> answer here </answer>.",
+)
 
-    texts = [fmt.system_prompt for fmt in PROMPT_FORMATS.values()]
+
+def _tokenizer_corpus() -> list[str]:
+    texts = list(_CORPUS_SYSTEM_PROMPTS)
     for problem in generate_problems(3000, seed=99):
         texts.append(problem["question"])
         texts.append(problem["answer"])
@@ -168,7 +108,7 @@ def build_tokenizer():
         unk_token=None,
         additional_special_tokens=["<|im_start|>", "<|im_end|>"],
         chat_template=template,
-        model_max_length=_MODEL_SHAPE["max_position_embeddings"],
+        model_max_length=TINY_MODEL_SHAPE["max_position_embeddings"],
         clean_up_tokenization_spaces=False,
     )
 
@@ -197,7 +137,7 @@ def build_tiny_model(out_dir: Path, options: TinyModelOptions | None = None) -> 
     )
     model.save_pretrained(out_dir)
     (out_dir / "rl_math_tiny.json").write_text(
-        json.dumps({"name": TINY_MODEL_NAME, "version": _BUILD_VERSION, "vocab_fingerprint": vocab_fingerprint(tokenizer)})
+        json.dumps({"name": TINY_MODEL_NAME, "version": TINY_BUILD_VERSION, "vocab_fingerprint": vocab_fingerprint(tokenizer)})
     )
     return out_dir
 

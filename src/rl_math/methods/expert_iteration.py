@@ -43,10 +43,35 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from rl_math.train.generation import SamplingSettings
+import yaml
+from trl import ModelConfig, SFTConfig
+
+from rl_math import preflight
+from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
+from rl_math.errors import ConfigError, is_credential
+from rl_math.eval.evaluate import evaluate_model, headline
+from rl_math.models import load_tokenizer, resolve_model
+from rl_math.rewards import build_rewards, get_reward, reward_call
+from rl_math.runtime import world_size_from_env
+from rl_math.sampling import SamplingSettings, resolve_use_vllm, sample_dataset, stop_token_ids
+from rl_math.tasks.formats import default_reward_specs
+from rl_math.tasks.loading import load_prompt_dataset
+from rl_math.train.export import save_for_generation
+from rl_math.train.lifecycle import (
+    RESOLVED_CONFIG_FILE,
+    keep_checkpoint_settings,
+    last_checkpoint,
+    log_config_to_trackers,
+    logged_mean_loss,
+    model_init_kwargs,
+    quiet_tied_weights_warning,
+    run_training,
+    setup_logging,
+)
+from rl_math.train.preemption import PreemptionCallback
+from rl_math.train.sft_data import drop_overlong, samples_to_sft
 
 logger = logging.getLogger(__name__)
 
@@ -106,18 +131,16 @@ class ExpertIterationArguments:
 
     def sampling(self, seed: int) -> "SamplingSettings":
         """How each round samples its training completions."""
-        from rl_math.train.generation import SamplingSettings
 
         return SamplingSettings.from_config(vars(self), EI_SAMPLING_KEYS, seed=seed)
 
     def eval_sampling(self, seed: int) -> "SamplingSettings":
         """How each round's model is evaluated: one greedy completion per question."""
-        from rl_math.train.generation import SamplingSettings
 
         return SamplingSettings.greedy_once(self.ei_max_new_tokens, seed)
 
 
-# The sampling settings (rl_math.train.generation.SamplingSettings) the ei_* fields hold.
+# The sampling settings (rl_math.sampling.SamplingSettings) the ei_* fields hold.
 EI_SAMPLING_KEYS = {
     "num_samples": "ei_samples_per_question",
     "temperature": "ei_temperature",
@@ -136,7 +159,6 @@ def default_filter(prompt_format: str) -> list[dict]:
     >>> [f["name"] for f in default_filter("think_boxed")]
     ['correctness', 'think_format', 'termination']
     """
-    from rl_math.tasks.formats import default_reward_specs
 
     # full marks on every reward of the format's default mix
     return [{"name": spec["name"], "min": 1.0} for spec in default_reward_specs(prompt_format)]
@@ -148,7 +170,6 @@ def validate_filter(specs: object) -> list[dict]:
     >>> validate_filter([{"name": "correctness", "min": 1}])
     [{'name': 'correctness', 'min': 1.0, 'max': None}]
     """
-    from rl_math.rewards import get_reward
 
     if not isinstance(specs, (list, tuple)) or not specs:
         raise ValueError("ei_filter must be a non-empty list like [{name: correctness, min: 1.0}]")
@@ -213,7 +234,6 @@ class RewardFilter:
 
 def build_filter(specs: Sequence[Mapping[str, Any]], context: Mapping[str, Any] | None = None) -> list[RewardFilter]:
     """The filter's rewards, with context values (stop tokens, token limit) bound where accepted."""
-    from rl_math.rewards import build_rewards
 
     checked = validate_filter(specs)
     reward_specs = [{k: v for k, v in f.items() if k not in _BOUND_KEYS} for f in checked]
@@ -223,7 +243,6 @@ def build_filter(specs: Sequence[Mapping[str, Any]], context: Mapping[str, Any] 
 
 def apply_filter(samples: list[dict], filters: Sequence[RewardFilter]) -> None:
     """Score every sample with each filter reward (as GRPO calls them); set `scores` and `accepted`."""
-    from rl_math.rewards import reward_call
 
     call = reward_call(
         [s["prompt"] for s in samples],
@@ -343,7 +362,6 @@ def changed_settings(saved: Mapping[str, Any], resolved: Mapping[str, Any]) -> l
     >>> changed_settings({"learning_rate": 1e-3, "ei_rounds": 1}, {"learning_rate": 5e-4, "ei_rounds": 3})
     ['learning_rate: 0.001 → 0.0005']
     """
-    from rl_math.config import is_credential
 
     # credentials are never saved (older runs saved them as "<redacted>"): not a setting to compare
     return [
@@ -404,7 +422,6 @@ def round_questions(questions, ei_args: ExpertIterationArguments, seed: int, rou
 
 def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int) -> list[dict]:
     """k completions per question from `model_path`, one row each (prompt-major)."""
-    from rl_math.train.generation import sample_dataset
 
     args = ctx.ei_args
     settings = args.sampling(ctx.training_args.seed + round_index)
@@ -428,9 +445,8 @@ def sample_round(ctx: RoundContext, model_path: str, questions, round_index: int
 
 
 def filter_context(model_path: str, ei_args: ExpertIterationArguments, trust_remote_code: bool = False) -> dict:
-    from rl_math.train.generation import load_generation_tokenizer, stop_token_ids
 
-    tokenizer = load_generation_tokenizer(model_path, trust_remote_code)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code, padding_side="left")
     return {"eos_token_ids": stop_token_ids(tokenizer, model_path), "max_completion_length": ei_args.ei_max_new_tokens}
 
 
@@ -438,27 +454,13 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
     """SFT `start_model` on the rows; save the merged model to rdir/model. None if preempted."""
     from trl import SFTTrainer, get_peft_config
 
-    from rl_math.testing import resolve_model
-    from rl_math.train.export import save_for_generation
-    from rl_math.train.lifecycle import (
-        keep_checkpoint_settings,
-        last_checkpoint,
-        load_tokenizer,
-        log_config_to_trackers,
-        logged_mean_loss,
-        model_init_kwargs,
-        quiet_tied_weights_warning,
-        run_training,
-    )
-    from rl_math.train.preemption import PreemptionCallback
-    from rl_math.train.sft_data import drop_overlong, samples_to_sft
 
     args = copy.deepcopy(ctx.training_args)
     args.output_dir = str(rdir / TRAIN_DIR)
     args.model_init_kwargs = model_init_kwargs(ctx.model_args, ctx.training_args)
     model_args = copy.deepcopy(ctx.model_args)
     model_args.model_name_or_path = start_model
-    tokenizer = load_tokenizer(model_args, args.trust_remote_code)
+    tokenizer = load_tokenizer(start_model, trust_remote_code=args.trust_remote_code, revision=model_args.model_revision)
     dataset = drop_overlong(samples_to_sft(rows), tokenizer, args.max_length)
     checkpoint = last_checkpoint(args.output_dir)
     if checkpoint:
@@ -495,7 +497,6 @@ def train_round(ctx: RoundContext, start_model: str, rows: list[dict], rdir: Pat
 
 def evaluate_round(ctx: RoundContext, model_path: str, rdir: Path, round_index: int) -> dict[str, Any]:
     """Greedy accuracy of the round's model on the eval questions."""
-    from rl_math.eval.evaluate import evaluate_model, headline
 
     args = ctx.ei_args
     settings = args.eval_sampling(ctx.training_args.seed)
@@ -618,3 +619,105 @@ def _free() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+# --------------------------------------------------------------------------------------------
+# The recipe
+
+
+
+def check_ei(values: dict, explicit: set[str]) -> None:
+    if world_size_from_env() > 1:
+        raise ConfigError("expert_iteration.py runs as one process (sampling and SFT take turns); launch it with python")
+    for name in ("ei_rounds", "ei_generation_batch_size"):
+        if values[name] < 1:
+            raise ConfigError(f"{name} must be at least 1, got {values[name]}")
+    try:
+        SamplingSettings.from_config(values, EI_SAMPLING_KEYS)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if values["ei_filter"] is not None:
+        try:
+            validate_filter(values["ei_filter"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    try:
+        resolve_use_vllm(values["ei_use_vllm"])
+    except ImportError as err:
+        raise ConfigError(f"ei_use_vllm: {err}") from None
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parsed = parse_config(
+DATACLASSES, argv, checks=CHECKS    )
+    script_args, training_args, model_args, ei_args = parsed.instances
+    setup_logging(training_args)
+    output_dir = Path(training_args.output_dir)
+    base_model = model_args.model_name_or_path
+
+    filter_specs = validate_filter(ei_args.ei_filter or default_filter(script_args.prompt_format))
+    reward_specs = script_args.rewards or default_reward_specs(script_args.prompt_format)
+    resolved = to_yaml_dict(script_args, model_args, ei_args, training_args)
+    resolved.update(ei_filter=filter_specs, rewards=reward_specs)
+    saved = output_dir / RESOLVED_CONFIG_FILE
+    changes = changed_settings(yaml.safe_load(saved.read_text()) or {}, resolved) if saved.is_file() else []
+
+    next_round, model_path, history = resume_point(output_dir, base_model)
+    if history:
+        logger.info("rounds 1-%d are finished; resuming at round %d from %s", len(history), next_round, model_path)
+    if next_round > ei_args.ei_rounds:
+        if changes:  # nothing would run with them: say so rather than report "finished"
+            raise ConfigError(
+                f"all {ei_args.ei_rounds} rounds in {output_dir} are finished with other settings "
+                f"({'; '.join(changes)}); raise ei_rounds to run more rounds with these, or give another --output_dir"
+            )
+        logger.info("all %d rounds are finished in %s (raise ei_rounds to continue)", ei_args.ei_rounds, output_dir)
+        return history
+    if changes:
+        logger.warning(
+            "settings changed since the earlier rounds (%s): rounds from %d on use the new ones; each round's "
+            "%s records what it ran with", "; ".join(changes), next_round, RESOLVED_CONFIG_FILE,
+        )
+
+    tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=training_args.trust_remote_code,
+                               revision=model_args.model_revision)
+    questions = load_prompt_dataset(
+        script_args, script_args.dataset_train_split, tokenizer, script_args.max_train_samples, training_args.seed
+    )
+    eval_set = None
+    if ei_args.ei_eval:
+        eval_set = load_prompt_dataset(
+            script_args, script_args.dataset_test_split, tokenizer, script_args.max_eval_samples, training_args.seed
+        )
+    logger.info("filter: a sample is kept when %s", describe_filter(filter_specs))
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / RESOLVED_CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=True))
+
+    ctx = RoundContext(
+        output_dir=output_dir, base_model=base_model, questions=questions, eval_set=eval_set,
+        script_args=script_args, training_args=training_args, model_args=model_args, ei_args=ei_args,
+        filter_specs=filter_specs, reward_specs=reward_specs, history=history, resolved_config=resolved,
+    )
+    if eval_set is not None:
+        evaluate_start(ctx)
+    for round_index in range(next_round, ei_args.ei_rounds + 1):
+        round_dir(output_dir, round_index).mkdir(parents=True, exist_ok=True)
+        (round_dir(output_dir, round_index) / RESOLVED_CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=True))
+        metrics = run_round(ctx, round_index, model_path)
+        if metrics is None:
+            logger.info("stopped by a signal during round %d; rerun the command to resume", round_index)
+            break
+        model_path = metrics["model_path"]
+    warn_if_worse_than_start(ctx)
+    return ctx.history
+
+
+DATACLASSES = (RecipeArguments, SFTConfig, ModelConfig, ExpertIterationArguments)
+CHECKS = (
+    preflight.apply_cpu_defaults,
+    preflight.check_training_length,
+    preflight.warn_pure_bf16_training,
+    check_ei,
+    *preflight.INPUT_CHECKS,
+)
