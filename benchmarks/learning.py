@@ -408,6 +408,40 @@ def format_comparisons(found: dict[str, dict[str, Any]]) -> str:
                         "95% seed×question bootstrap", "slope vs SFT level"])
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """BENCHMARKS.md's tables from a report (`--markdown`): every number there comes from the JSON."""
+    per_seed, found = report["seeds"], report["comparisons"]
+    keys = [k for k in SPLITS[report["protocol"]["split"]]]
+    stages = [s for s in ("base", *STAGES) if any(s in r for r in per_seed.values())]
+
+    def pct(values: list[float]) -> str:
+        mean = sum(values) / len(values)
+        return f"{100 * mean:.1f} [{100 * min(values):.1f}, {100 * max(values):.1f}]"
+
+    lines = [f"| stage | {' | '.join(f'{k} %, mean [min, max]' for k in keys)} | optimizer steps | wall min | FLOPs |",
+             "|---" * (len(keys) + 4) + "|"]
+    for stage in stages:
+        rows = [r[stage] for r in per_seed.values() if stage in r]
+        lines.append(f"| {stage} | " + " | ".join(pct([r[k] for r in rows]) for k in keys) +
+                     f" | {sum(r.get('optimizer_steps', 0) for r in rows) / len(rows):.0f}"
+                     f" | {sum(r['seconds'] for r in rows) / len(rows) / 60:.1f}"
+                     f" | {sum(r.get('flops', 0.0) for r in rows) / len(rows):.2e} |")
+    lines += ["", "| comparison (a − b) | mean, points | 95 % t interval | seeds a > b | [min, max] | "
+              "95 % seed×question bootstrap | slope on SFT level |", "|---" * 7 + "|"]
+    for name, c in found.items():
+        lines.append(f"| {name} | {100 * c['mean']:+.1f} | [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}] | "
+                     f"{c['positive']}/{c['n']} | [{100 * c['min']:+.1f}, {100 * c['max']:+.1f}] | "
+                     f"[{100 * c['pooled_bootstrap']['ci95'][0]:+.1f}, {100 * c['pooled_bootstrap']['ci95'][1]:+.1f}] | "
+                     f"{c['vs_sft_level']['slope']:+.2f} |")
+    lines += ["", f"| seed | minutes (stages + evaluation) | SFT stop step | {' | '.join(stages[1:])} ({keys[0]} %) |",
+              "|---" * (len(stages) + 2) + "|"]
+    for seed, r in per_seed.items():
+        minutes = (sum(v["seconds"] for v in r.values()) + sum(report["eval_seconds"][seed].values())) / 60
+        lines.append(f"| {seed} | {minutes:.1f} | {r['sft'].get('sft_stop', {}).get('step')} | " +
+                     " | ".join(f"{100 * r[s][keys[0]]:.1f}" if s in r else "–" for s in stages[1:]) + " |")
+    return "\n".join(lines)
+
+
 def plot(per_seed: dict[str, dict[str, Any]], stages: list[str], key: str, path: Path, title: str) -> None:
     import matplotlib
 
@@ -508,6 +542,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, default=1, help="seeds run at once (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "learning-benchmark")
     parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--markdown", type=Path, help="write the report's tables as markdown here (BENCHMARKS.md §0)")
     parser.add_argument("--figure", type=Path, help="figure path stem (default OUT/learning); one PNG per split")
     parser.add_argument("--merge", type=Path, nargs="+", metavar="OUT",
                         help="report seeds already run (their OUT/seed_N/result.json) instead of running them")
@@ -594,6 +629,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   "params": {str(s): r["params"] for s, r in raw.items()},
                   "eval_seconds": {str(s): r["eval_seconds"] for s, r in raw.items()},
                   "wall_seconds": round(wall, 1), "workers": args.workers, "figures": figures}
+    if args.markdown and "seeds" in report:
+        args.markdown.write_text(markdown(report) + "\n")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, default=str))

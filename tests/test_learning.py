@@ -49,7 +49,8 @@ def stages(report):
 
 @pytest.mark.slow
 def test_sft_stops_at_a_middle_validation_level(stages):
-    assert stages["sft"]["sft_stop"]["stop_reason"] and stages["sft"]["sft_stop"]["validation_accuracy"] >= 0.5
+    stop = stages["sft"]["sft_stop"]  # eval_stop_at_accuracy ended it before its 3000-step bound
+    assert stop["step"] < 3000 and stop["validation_accuracy"] >= 0.5
     assert 0.25 <= stages["sft"]["accuracy"] <= 0.8
 
 
