@@ -6,6 +6,7 @@
     rl-math plan configs/qwen1.5b.yaml --gpus 8 --zero 2      # GPU memory per GPU, before renting them
     rl-math regrade outputs/eval/completions.jsonl            # every scoring convention, no model needed
     rl-math calibrate configs/qwen0.5b.yaml --questions 64    # completion lengths before launching a run
+    rl-math data configs/learning/sft.yaml --split test --jsonl test.jsonl  # the rows a run would use
     rl-math config configs/qwen7b.yaml model_name_or_path use_vllm launch.gpus   # fields as a run reads them
 
 A problem with the input (a missing trainer_state.json, no logged completions, a config that
@@ -29,6 +30,7 @@ from rl_math.errors import ConfigError, nearest_key
 from rl_math.methods import recipe_dataclasses
 from rl_math.tools.calibrate import calibrate, format_calibration
 from rl_math.tools.curves import RunLogError, load_run, plot_runs, unique_names
+from rl_math.tools.data import config_rows, write_rows
 from rl_math.tools.memory_plan import (
     ZERO_CHOICES,
     PlanError,
@@ -210,6 +212,32 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# rl-math data
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.yaml", help="a recipe config (its dataset_name, task, prompt_format, ...)")
+    parser.add_argument("--split", default="train", help="the split: train, validation, test, ... (default: train)")
+    parser.add_argument("--jsonl", metavar="FILE", help="write the rows here (default: standard output); never overwrites")
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    if args.jsonl and Path(args.jsonl).exists():
+        raise CliError(f"{args.jsonl} exists; give a new file name (rl-math data never overwrites)")
+    try:
+        rows = list(config_rows(args.config, args.split))
+    except (ConfigError, ValueError) as err:  # a bad config or split: the loader's one sentence
+        raise CliError(str(err)) from None
+    if args.jsonl:
+        with open(args.jsonl, "w", encoding="utf-8") as handle:
+            write_rows(iter(rows), handle)
+        print(f"wrote {len(rows)} {args.split} rows to {args.jsonl}", file=sys.stderr)
+    else:
+        write_rows(iter(rows), sys.stdout)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
 # rl-math config
 
 
@@ -257,6 +285,7 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("plan", "estimate the GPU memory a GRPO config needs per GPU under DDP and ZeRO-2/3", _add_plan_arguments, _run_plan),
     Subcommand("regrade", "re-score completions (rl-math's or lm-eval's) under every scoring convention", _add_regrade_arguments, _run_regrade),
     Subcommand("calibrate", "sample the starting model: completion lengths, truncation, reward signal at step 0", _add_calibrate_arguments, _run_calibrate),
+    Subcommand("data", "write the rows (question, gold) a config's run would use for a split, as JSON lines", _add_data_arguments, _run_data),
     Subcommand("config", "print fields of a recipe YAML as a run reads them (defaults filled in)", _add_config_arguments, _run_config),
 ]
 

@@ -388,6 +388,7 @@ ALL_BUILT = {
     "think_format": get_reward("think_format"),
     "repetition_penalty": get_reward("repetition_penalty", ngram_size=5),
     "termination": get_reward("termination", eos_token_ids=[2], max_completion_length=2),
+    "coin_flip": get_reward("coin_flip", seed=1),
     "xml_format": get_reward("xml_format"),
 }
 
@@ -764,3 +765,23 @@ def test_reward_call_leaves_out_unknown_completion_ids():
     from rl_math.rewards import reward_call
 
     assert "completion_ids" not in reward_call(["q"], ["a"], ["1"])
+
+
+# --------------------------------------------------------------------------------------------
+# coin_flip: the null control's reward
+
+
+def test_coin_flip_is_a_fair_seeded_coin_that_ignores_the_text_and_changes_every_step():
+    from types import SimpleNamespace
+
+    flip = get_reward("coin_flip", seed=2024)
+    at = [flip([r"\boxed{1}"] * 1000, trainer_state=SimpleNamespace(global_step=step)) for step in (1, 2)]
+    assert flip(["junk"] * 1000, trainer_state=SimpleNamespace(global_step=1)) == at[0]  # the text plays no part
+    assert at[0] != at[1]  # fresh flips at every step
+    assert all(set(flips) == {0.0, 1.0} and 0.45 < sum(flips) / len(flips) < 0.55 for flips in at)
+    assert get_reward("coin_flip", seed=2025)(["x"] * 1000) != flip(["x"] * 1000)
+
+
+def test_coin_flip_refuses_a_negative_seed():
+    with pytest.raises(ValueError, match="seed"):
+        get_reward("coin_flip", seed=-1)

@@ -24,6 +24,7 @@ REWARD_PARAMS = {
     "think_format": {"min_words": 3},
     "repetition_penalty": {"ngram_size": 3, "max_penalty": -1.0},
     "termination": {"eos_token_ids": [2, 7], "max_completion_length": 16},
+    "coin_flip": {"seed": 3},
     "xml_format": {"min_words": 3},
 }
 

@@ -28,6 +28,7 @@ import functools
 import importlib
 import inspect
 import math
+import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ __all__ = [
     "available_rewards",
     "boxed_format",
     "build_rewards",
+    "coin_flip",
     "completion_text",
     "correctness",
     "gate_on_correct",
@@ -265,6 +267,27 @@ def termination(
 
     ids_column = column(completion_ids, count, "completion_ids", "termination")
     return score_each("termination", ((ids,) for ids in ids_column), score)
+
+
+@_register(check_params=lambda params: check_int(params, "seed", minimum=0, reward="coin_flip"))
+def coin_flip(completions, trainer_state=None, *, seed: int = 0, **kwargs) -> list[float]:
+    """A null control: 1.0 or 0.0 by a fair coin per completion, whatever it says.
+
+    The flips come from `seed` and the training step (TRL's `trainer_state.global_step`; 0
+    without it): fresh at every step, the same in a rerun, independent of the text. A GRPO run on
+    it gets advantages of the usual size carrying no information, so it must not gain accuracy
+    beyond noise (a constant reward gives zero advantage and could not fail).
+
+    >>> coin_flip(["a"] * 8, seed=123)
+    [1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    >>> coin_flip(["something else"] * 8, seed=123) == coin_flip(["a"] * 8, seed=123)
+    True
+    >>> coin_flip(None), coin_flip(42)
+    ([], [])
+    """
+    step = getattr(trainer_state, "global_step", 0)
+    stream = random.Random(f"coin_flip:{seed}:{step if isinstance(step, int) else 0}")
+    return [float(stream.random() < 0.5) for _ in as_list(completions)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 from rl_math.tasks.gsm8k import GSM8KTask
@@ -138,7 +139,16 @@ class ArithmeticOptions:
     - `train_size` / `validation_size` / `test_size`: distinct questions per split; no question is
       in two splits (`validation` is for decisions taken during training, such as when to stop SFT,
       so that `test` stays untouched);
-    - `seed`: which problems are drawn (the benchmark keeps it fixed across model seeds).
+    - `seed`: which problems are drawn (the benchmark keeps it fixed across model seeds);
+    - `hold_out_facts`: validation and test ask *facts* (operation and operands, either order)
+      that no train question asks, in any wording: all facts of the range are shuffled, the first
+      `test_size` are the test questions (one each), the next `validation_size` the validation
+      questions, and train draws its questions from the rest only;
+    - `ood_max_operand`: when above `max_operand`, a split `test_ood` of `ood_size` facts with at
+      least one operand in (`max_operand`, `ood_max_operand`]: outside the trained range;
+    - `flawed_carry`: the stated fraction of the train split's carry problems (a borrow for sub)
+      whose worked solution drops the carry (`23 + 48 = 61`); the gold after `####` stays right
+      and the questions are those of the clean train split (needs `worked=true`).
     """
 
     operations: list[str] = field(default_factory=lambda: ["add"])
@@ -149,6 +159,10 @@ class ArithmeticOptions:
     validation_size: int = 500
     test_size: int = 1000
     seed: int = 0
+    hold_out_facts: bool = False
+    ood_max_operand: int = 0
+    ood_size: int = 500
+    flawed_carry: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [op for op in self.operations if op not in _OPERATIONS]
@@ -158,6 +172,24 @@ class ArithmeticOptions:
             raise ValueError(f"need 0 <= min_operand <= max_operand, got {self.min_operand} and {self.max_operand}")
         if min(self.train_size, self.validation_size, self.test_size) < 1:
             raise ValueError("train_size, validation_size and test_size must be at least 1")
+        if not 0.0 <= self.flawed_carry <= 1.0 or (self.flawed_carry and not self.worked):
+            raise ValueError(f"flawed_carry is a fraction in [0, 1] of worked solutions (needs worked=true), "
+                             f"got {self.flawed_carry}")
+        if self.ood_max_operand and (self.ood_max_operand <= self.max_operand or self.ood_size < 1):
+            raise ValueError(f"ood_max_operand must be above max_operand ({self.max_operand}) and ood_size at least 1, "
+                             f"got {self.ood_max_operand} and {self.ood_size}")
+        if self.hold_out_facts:
+            facts = len(all_facts(self.operations, self.min_operand, self.max_operand))
+            if self.test_size + self.validation_size > facts // 2:
+                raise ValueError(
+                    f"hold_out_facts: test_size + validation_size = {self.test_size + self.validation_size} held-out "
+                    f"facts leave too few of the {facts} facts in this range for training; widen the range or ask fewer"
+                )
+            trainable = (facts - self.test_size - self.validation_size) * len(_NAMES) * len(_ITEMS)
+            if self.train_size > trainable // 2:
+                raise ValueError(f"train_size = {self.train_size} is too many distinct questions for the "
+                                 f"{facts - self.test_size - self.validation_size} trainable facts; ask fewer")
+            return
         available = len(_NAMES) * len(_ITEMS) * (self.max_operand - self.min_operand + 1) ** 2 * len(self.operations)
         if self.total > available // 2:
             raise ValueError(
@@ -201,6 +233,8 @@ def arithmetic_split(split: str, options: ArithmeticOptions) -> list[dict[str, s
         "validation": (options.test_size, options.test_size + options.validation_size),
         "train": (options.test_size + options.validation_size, options.total),
     }
+    if options.hold_out_facts or split == "test_ood":
+        return _held_out_split(split, options)
     if split not in bounds:
         raise ValueError(f"{ARITHMETIC_DATASET} has splits {', '.join(bounds)}, not {split!r}")
     rng = random.Random(options.seed)
@@ -212,7 +246,117 @@ def arithmetic_split(split: str, options: ArithmeticOptions) -> list[dict[str, s
             seen.add(problem["question"])
             problems.append(problem)
     start, end = bounds[split]
-    return problems[start:end]
+    return with_flaws(problems[start:end], options) if split == "train" else problems[start:end]
+
+
+# --------------------------------------------------------------------------------------------
+# Held-out facts, the out-of-range split, flawed worked solutions
+
+Fact = tuple[str, int, int]  # (operation, smaller operand, larger operand): the same fact in either order
+
+
+def all_facts(operations: list[str], low: int, high: int) -> list[Fact]:
+    """Every fact with both operands in [low, high], in a fixed order.
+
+    >>> all_facts(["add"], 1, 3)
+    [('add', 1, 1), ('add', 1, 2), ('add', 1, 3), ('add', 2, 2), ('add', 2, 3), ('add', 3, 3)]
+    """
+    return [(op, a, b) for op in operations for a in range(low, high + 1) for b in range(a, high + 1)]
+
+
+def fact_problem(rng: random.Random, fact: Fact, options: ArithmeticOptions) -> dict[str, str]:
+    """One word problem asking `fact`, in a random wording and (add, mul) operand order."""
+    op, low, high = fact
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    a, b = (high, low) if op == "sub" or rng.random() < 0.5 else (low, high)
+    problem = _OPERATIONS[op](name, item, a, b)
+    if not options.worked:
+        problem["answer"] = problem["answer"].rsplit("\n", 1)[1]
+    return problem
+
+
+def ood_facts(options: ArithmeticOptions) -> list[Fact]:
+    """The facts with at least one operand in (max_operand, ood_max_operand]: none is in any other split."""
+    return [f for f in all_facts(options.operations, options.min_operand, options.ood_max_operand)
+            if f[2] > options.max_operand]
+
+
+def _held_out_split(split: str, options: ArithmeticOptions) -> list[dict[str, str]]:
+    """A split of the held-out-facts task, or `test_ood` (also without `hold_out_facts`).
+
+    >>> opts = ArithmeticOptions(min_operand=10, max_operand=30, hold_out_facts=True, train_size=50,
+    ...                          validation_size=5, test_size=20, ood_max_operand=40, ood_size=10)
+    >>> [len(_held_out_split(s, opts)) for s in ("train", "validation", "test", "test_ood")]
+    [50, 5, 20, 10]
+    """
+    if split == "test_ood":
+        if not options.ood_max_operand:
+            raise ValueError(f"{ARITHMETIC_DATASET} has a split test_ood only with ood_max_operand set")
+        facts = ood_facts(options)
+        random.Random(options.seed + 1).shuffle(facts)
+        if options.ood_size > len(facts):
+            raise ValueError(f"ood_size = {options.ood_size} but only {len(facts)} out-of-range facts exist")
+        rng = random.Random(options.seed + 2)
+        return [fact_problem(rng, fact, options) for fact in facts[:options.ood_size]]
+    facts = all_facts(options.operations, options.min_operand, options.max_operand)
+    random.Random(options.seed).shuffle(facts)
+    held = {"test": facts[:options.test_size],
+            "validation": facts[options.test_size:options.test_size + options.validation_size]}
+    rng = random.Random(options.seed + 3)
+    if split in held:
+        return [fact_problem(rng, fact, options) for fact in held[split]]
+    if split != "train":
+        raise ValueError(f"{ARITHMETIC_DATASET} has splits train, validation, test, test_ood, not {split!r}")
+    trainable = facts[options.test_size + options.validation_size:]
+    seen: set[str] = set()
+    problems: list[dict[str, str]] = []
+    while len(problems) < options.train_size:
+        problem = fact_problem(rng, rng.choice(trainable), options)
+        if problem["question"] not in seen:
+            seen.add(problem["question"])
+            problems.append(problem)
+    return with_flaws(problems, options)
+
+
+_WORKED = re.compile(r"(?P<a>\d+) (?P<op>[-+]) (?P<b>\d+) = <<(?P=a)(?P=op)(?P=b)=(?P<c>\d+)>>(?P=c)")
+
+
+def drop_carry(answer: str) -> str | None:
+    """The worked solution with the units carry (add) or borrow (sub) dropped; None if it has none.
+
+    >>> drop_carry("Ava has 23 + 48 = <<23+48=71>>71 apples.\\n#### 71")
+    'Ava has 23 + 48 = <<23+48=61>>61 apples.\\n#### 71'
+    >>> drop_carry("Ava had 52 - 17 = <<52-17=35>>35 apples left.\\n#### 35")
+    'Ava had 52 - 17 = <<52-17=45>>45 apples left.\\n#### 35'
+    >>> drop_carry("Ava has 21 + 48 = <<21+48=69>>69 apples.\\n#### 69") is None
+    True
+    """
+    match = _WORKED.search(answer)
+    if match is None:
+        return None
+    a, b, op = int(match["a"]), int(match["b"]), match["op"]
+    if op == "+" and a % 10 + b % 10 >= 10:
+        wrong = a + b - 10
+    elif op == "-" and a % 10 < b % 10:
+        wrong = a - b + 10
+    else:
+        return None
+    line = f"{a} {op} {b} = <<{a}{op}{b}={wrong}>>{wrong}"
+    return answer[:match.start()] + line + answer[match.end():]
+
+
+def with_flaws(problems: list[dict[str, str]], options: ArithmeticOptions) -> list[dict[str, str]]:
+    """The train split with `flawed_carry` of its carry problems' worked solutions wrong (golds kept).
+
+    Exactly round(fraction × carry problems) are flawed, chosen by a stream of their own so that the
+    questions (and the other solutions) are those of the clean split.
+    """
+    if not options.flawed_carry:
+        return problems
+    carries = [i for i, p in enumerate(problems) if drop_carry(p["answer"]) is not None]
+    random.Random(options.seed + 4).shuffle(carries)
+    flawed = set(carries[:round(options.flawed_carry * len(carries))])
+    return [dict(p, answer=drop_carry(p["answer"])) if i in flawed else p for i, p in enumerate(problems)]
 
 
 def is_arithmetic_dataset(dataset_name: str) -> bool:
