@@ -73,8 +73,10 @@ def _job_done(env: dict, job: str) -> bool:
 
 def test_a_preempted_job_checkpoints_requeues_and_resumes_to_the_end(cluster, tmp_path):
     out, logs = tmp_path / "run", tmp_path / "logs"
+    # a paced reward (1 s a step) keeps the run going until the signal arrives, even on an idle machine
     job = _submit(cluster, logs, "configs/smoke.yaml", "--output_dir", str(out), "--max_steps", "6",
-                  "--save_steps", "2", "--eval_accuracy_steps", "0")
+                  "--save_steps", "2", "--eval_accuracy_steps", "0",
+                  "--rewards", "[{name: correctness}, {name: 'scripted_rewards:paced', weight: 0.0}]")
     _wait_for(lambda: (out / "checkpoint-2").is_dir(), 300, "a first checkpoint", logs)
     subprocess.run(["scancel", "--signal=USR1", "--batch", job], env=cluster, check=True, timeout=30)
     _wait_for(lambda: _job_done(cluster, job), 400, "the requeued job's end", logs)
