@@ -42,8 +42,11 @@ from typing import Any
 
 import yaml
 from _common import ROOT, header_lines, load_average, offline_env, table
-from learning import CONFIGS, in_run_record, with_seed
+from learning import CONFIGS as LEARNING_CONFIGS
+from learning import with_seed
 
+# measured (BENCHMARKS.md section 7) on the learning benchmark v1 configs, kept under configs/learning/v1
+CONFIGS = LEARNING_CONFIGS / "v1"
 QUICK = {"max_steps": 50, "eval_accuracy_steps": 25}
 RUNS = ("sync_1_thread", "sync_2_threads", "async")
 
@@ -110,10 +113,16 @@ def worker(config: Path, timing_file: Path) -> None:
     timing_file.write_text(json.dumps(timing))
 
 
+def held_out_curve(folder: Path) -> list[list]:
+    """[[step, eval_accuracy], ...] as the run logged its in-run evaluations."""
+    state = json.loads((folder / "trainer_state.json").read_text())
+    return [[e["step"], e["eval_accuracy"]] for e in state["log_history"] if "eval_accuracy" in e]
+
+
 def result_of(folder: Path) -> dict[str, Any]:
     """What one run measured: wall seconds, validation accuracy, the step split, async waits."""
     timing = json.loads((folder / "timing.json").read_text())
-    curve = in_run_record(folder).get("held_out_curve", [[None, float("nan")]])
+    curve = held_out_curve(folder) or [[None, float("nan")]]
     out = {
         "seconds": round(timing["seconds"], 2),
         "accuracy": curve[-1][1],

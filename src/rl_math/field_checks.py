@@ -208,6 +208,7 @@ CHECKED_BY_DATACLASS: dict[str, Any] = {
     "health_kl_threshold": 0.0, "health_hacking_window": 0, "health_hacking_min_change": 0.0,
     "health_shape_only_threshold": 1.5, "health_accuracy_drop": 1.5,  # HealthArguments
     "step_timeout_s": -1.0,  # RecipeArguments (the step watchdog; 0 is off)
+    "max_staleness": -1,  # AsyncGenerationArguments
 }
 
 # Text fields with a fixed set of values that the library lists only in its help text, by owner.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 
 import pytest
@@ -78,3 +80,18 @@ def _exit_reward(completions, **kwargs):
     import os
 
     os._exit(7)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM, signal.SIGINT])
+def test_the_worker_outlives_the_signals_slurm_and_ctrl_c_send_the_whole_process_group(signum):
+    # the trainer handles them (checkpoint, stop); a worker killed by SLURM's SIGUSR1 failed the preempted step
+    func = IsolatedReward(_length_reward, "length", 5)
+    assert func(completions=["ab"]) == [2.0]
+    os.kill(func._worker.process.pid, signum)
+    time.sleep(0.2)
+    assert func(completions=["abc"]) == [3.0]
+    func.close()
+
+
+def _length_reward(completions, **kwargs):
+    return [float(len(text)) for text in completions]

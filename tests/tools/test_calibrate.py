@@ -54,8 +54,8 @@ def test_calibrating_the_smoke_config_measures_truncation_and_the_alarm_fires_at
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config, method, limit, group", [
-    ("learning/grpo.yaml", "grpo", 24, 8),
-    ("learning/ei.yaml", "expert_iteration", 24, 4),
+    ("learning/grpo.yaml", "grpo", 40, 8),
+    ("learning/ei.yaml", "expert_iteration", 40, 4),
     ("ei_smoke.yaml", "expert_iteration", 48, 4),
 ])
 def test_calibrating_the_learning_and_ei_configs_uses_each_methods_sampling(config, method, limit, group):

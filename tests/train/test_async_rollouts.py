@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import LEARNING_CI_SEED
 from recipe_runs import REPO_ROOT, accelerate_launch, offline_env, run_recipe
 from safetensors.torch import load_file
+from test_learning import MARGIN as LEARNING_MARGIN
 
 from rl_math import exit_status
 from rl_math.errors import ConfigError
@@ -209,16 +211,19 @@ def test_two_processes_share_one_sampler_and_staleness_zero_is_on_policy(tmp_pat
 
 
 @pytest.mark.slow
-def test_the_learning_benchmarks_quick_grpo_stage_learns_with_async_generation(tmp_path):
-    """The quick protocol of tests/test_learning.py, GRPO stage only (its controls are the synchronous test's)."""
+def test_the_learning_benchmarks_quick_grpo_stage_learns_with_async_generation(learning_sft_model, tmp_path):
+    """The quick protocol of tests/test_learning.py, GRPO stage only, from the same SFT model (its
+    controls are the synchronous test's)."""
     report = tmp_path / "report.json"
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "learning.py"), "--quick", "--seeds", "1", "--stages", "grpo",
-         "--workers", "1", "--set", "grpo.async_generation=true", "--out", str(tmp_path), "--json", str(report)],
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "learning.py"), "--quick", "--seeds", str(LEARNING_CI_SEED),
+         "--sft-model", str(learning_sft_model), "--stages", "grpo", "--workers", "1",
+         "--set", "grpo.async_generation=true", "--out", str(tmp_path), "--json", str(report)],
         cwd=REPO_ROOT, env=offline_env(), capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    seed = json.loads(report.read_text())["seeds"]["1"]
-    assert seed["grpo"]["accuracy"] >= seed["sft"]["accuracy"] + 0.15  # test_learning.py's MARGIN
-    records = _records(tmp_path / "seed_1" / "grpo")
-    assert len(records) == 100 and max(r["age"] for r in records) == 1  # max_staleness 1, never older
+    seed = json.loads(report.read_text())["seeds"][str(LEARNING_CI_SEED)]
+    assert seed["grpo"]["accuracy"] >= seed["sft"]["accuracy"] + LEARNING_MARGIN
+    records = _records(tmp_path / f"seed_{LEARNING_CI_SEED}" / "grpo")
+    steps = yaml.safe_load((tmp_path / f"seed_{LEARNING_CI_SEED}" / "grpo" / "rl_math_config.yaml").read_text())["max_steps"]
+    assert len(records) == steps and max(r["age"] for r in records) == 1  # max_staleness 1, never older

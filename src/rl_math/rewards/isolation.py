@@ -33,6 +33,7 @@ import copy
 import logging
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -123,6 +124,7 @@ class _Worker:
 def serve(inbox_fd: int, outbox_fd: int) -> None:
     """The worker's loop: receive (func, args, kwargs), call, send back the values and the logging calls."""
     _die_with_parent()
+    _leave_signals_to_the_trainer()
     inbox, outbox = Connection(inbox_fd, writable=False), Connection(outbox_fd, readable=False)
     while True:
         try:
@@ -150,9 +152,17 @@ def _die_with_parent() -> None:
     """Linux: the kernel kills this worker when the trainer dies, even mid-regex (prctl PR_SET_PDEATHSIG)."""
     if sys.platform.startswith("linux"):
         import ctypes
-        import signal
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+def _leave_signals_to_the_trainer() -> None:
+    """SLURM's preemption warning (SIGUSR1), its SIGTERM and Ctrl-C reach the whole process group:
+    the trainer checkpoints and stops the worker itself (and the kernel kills it if the trainer
+    dies), so the worker must not die of them first -- SIGUSR1's default action would kill it
+    mid-step and fail the run that should have checkpointed."""
+    for signum in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _picklable_kwargs(kwargs: dict) -> dict:
