@@ -8,7 +8,7 @@ died or sent no rollout within `step_timeout_s`.
 
 from __future__ import annotations
 
-from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
+from trl import GRPOConfig, GRPOTrainer, ModelConfig
 
 from rl_math import preflight, run_checks
 from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
@@ -16,8 +16,8 @@ from rl_math.eval.in_run import InRunEvalArguments
 from rl_math.tasks.loading import load_prompt_dataset
 from rl_math.train.async_rollouts import AsyncGenerationArguments, async_trainer_class, check_async_generation
 from rl_math.train.dynamic_sampling import DynamicSamplingArguments, check_dynamic_sampling, grpo_trainer_class
-from rl_math.train.health import HealthArguments, build_health_callback
-from rl_math.train.session import TrainingSession, online_rewards
+from rl_math.train.health import HealthArguments
+from rl_math.train.session import TrainingSession, online_trainer
 
 DATACLASSES = (RecipeArguments, GRPOConfig, ModelConfig, HealthArguments, InRunEvalArguments, DynamicSamplingArguments,
                AsyncGenerationArguments)
@@ -49,16 +49,8 @@ def main(argv: list[str] | None = None) -> GRPOTrainer:
         training_args.seed,
     )
     run_checks.check_dataset_fills_a_step(len(train_dataset), training_args)  # else 0 steps, exit 0
-    reward_funcs = online_rewards(session, train_dataset)
     # the module's GRPOTrainer name is the base (the recipe-overhead benchmark instruments it)
-    trainer = async_trainer_class(async_args, grpo_trainer_class(sampling_args, GRPOTrainer), script_args.step_timeout_s)(
-        model=session.model_path,
-        reward_funcs=reward_funcs,
-        args=training_args,
-        train_dataset=train_dataset,
-        processing_class=session.tokenizer,
-        peft_config=get_peft_config(model_args),
-        callbacks=session.callbacks(*build_health_callback(health_args, reward_funcs)),
-    )
+    trainer_class = async_trainer_class(async_args, grpo_trainer_class(sampling_args, GRPOTrainer), script_args.step_timeout_s)
+    trainer = online_trainer(trainer_class, session, train_dataset, health_args)
     session.train(trainer)
     return trainer

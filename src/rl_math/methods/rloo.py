@@ -8,14 +8,14 @@ and `reward_clip_range` are its own). Exit statuses as GRPO's.
 
 from __future__ import annotations
 
-from trl import ModelConfig, RLOOConfig, RLOOTrainer, get_peft_config
+from trl import ModelConfig, RLOOConfig, RLOOTrainer
 
 from rl_math import preflight, run_checks
 from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
 from rl_math.eval.in_run import InRunEvalArguments
 from rl_math.tasks.loading import load_prompt_dataset
-from rl_math.train.health import HealthArguments, build_health_callback
-from rl_math.train.session import TrainingSession, online_rewards
+from rl_math.train.health import HealthArguments
+from rl_math.train.session import TrainingSession, online_trainer
 
 DATACLASSES = (RecipeArguments, RLOOConfig, ModelConfig, HealthArguments, InRunEvalArguments)
 CHECKS = (
@@ -42,15 +42,6 @@ def main(argv: list[str] | None = None) -> RLOOTrainer:
         training_args.seed,
     )
     run_checks.check_dataset_fills_a_step(len(train_dataset), training_args)  # else 0 steps, exit 0
-    reward_funcs = online_rewards(session, train_dataset)
-    trainer = RLOOTrainer(
-        model=session.model_path,
-        reward_funcs=reward_funcs,
-        args=training_args,
-        train_dataset=train_dataset,
-        processing_class=session.tokenizer,
-        peft_config=get_peft_config(model_args),
-        callbacks=session.callbacks(*build_health_callback(health_args, reward_funcs)),
-    )
+    trainer = online_trainer(RLOOTrainer, session, train_dataset, health_args)
     session.train(trainer)
     return trainer

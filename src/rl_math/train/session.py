@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from trl import get_peft_config
+
 from rl_math.errors import exit_on_config_error
 from rl_math.eval.in_run import build_in_run_eval, load_best_model
 from rl_math.exit_status import HEALTH_STOP
@@ -35,7 +37,7 @@ from rl_math.models import load_tokenizer, resolve_model
 from rl_math.rewards import build_rewards, check_reward_columns, reward_mix, reward_name
 from rl_math.sampling import stop_token_ids
 from rl_math.train.group_signal import GroupSignalRecorder
-from rl_math.train.health import health_stop_reason
+from rl_math.train.health import build_health_callback, health_stop_reason
 from rl_math.train.lifecycle import (
     check_data_parallel,
     end_distributed,
@@ -145,6 +147,21 @@ def online_rewards(session: TrainingSession, train_dataset) -> list:
     args.reward_weights = reward_weights
     logger.info("rewards: %s", ", ".join(f"{f.__name__}×{w:g}" for f, w in zip(reward_funcs, reward_weights)))
     return reward_funcs
+
+
+def online_trainer(trainer_class: type, session: TrainingSession, train_dataset, health_args):
+    """An online RL method's trainer (GRPO's, RLOO's): the session's model, tokenizer and callbacks,
+    its :func:`online_rewards`, and the health monitor over them."""
+    reward_funcs = online_rewards(session, train_dataset)
+    return trainer_class(
+        model=session.model_path,
+        reward_funcs=reward_funcs,
+        args=session.training_args,
+        train_dataset=train_dataset,
+        processing_class=session.tokenizer,
+        peft_config=get_peft_config(session.model_args),
+        callbacks=session.callbacks(*build_health_callback(health_args, reward_funcs)),
+    )
 
 
 def run_recipe(main: Callable, argv: list[str] | None = None) -> None:
