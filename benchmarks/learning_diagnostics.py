@@ -1,6 +1,6 @@
 """What the online RL stages of a learning benchmark run logged, per seed: why GRPO gains or loses.
 
-    python benchmarks/learning_diagnostics.py outputs/learning-v2-report/flawed --json diagnostics.json
+    python benchmarks/learning_diagnostics.py OUT_A OUT_B --keep earlier.json --json diagnostics.json
 
 Reads each `seed_N/<stage>/trainer_state.json` that `benchmarks/learning.py` left in its --out
 folders (the report JSON keeps accuracies and costs, not the training logs) and writes, per seed and
@@ -9,6 +9,8 @@ with no reward signal (`groups/no_signal`: every completion scored alike, zero a
 completion length, entropy, and seconds per optimizer step; and, from the test split's greedy
 completions (`seed_N/eval_test/completions.jsonl`), each model's accuracy on carry and no-carry
 problems and how often its worked line is right (`a + b = c` with c = a + b) and agrees with its box.
+Seeds are grouped by the protocol's variant (from the task options their result.json ran with), and
+`summary` holds each variant's means over its seeds: the figures BENCHMARKS.md §0 quotes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +65,93 @@ def worked_lines(completions: Path) -> dict[str, dict[str, Any]]:
                     "carry_questions": c["carry"], "no_carry_questions": c["no_carry"]} for model, c in counts.items()}
 
 
+MODEL_NAMES = {"round_2/model": "ei"}  # EI's last round is the `ei` stage; the base model is named by its source
+
+
+def model_name(name: str) -> str:
+    return "base" if name.startswith("rl-math:") else MODEL_NAMES.get(name, name)
+
+
+def variant_of(result: dict[str, Any], protocol: dict[str, Any]) -> str:
+    """The protocol's name for the task options a seed's result.json ran with."""
+    options = result.get("options", {}).get("variant_options", "")
+    names = [name for name, value in protocol["variants"].items() if value == options]
+    return names[0] if names else f"options {options!r}"
+
+
+def seed_diagnostics(seed_dir: Path) -> dict[str, Any]:
+    """One seed's training-log summaries per online stage, costs per step, and its test completions' analysis."""
+    found: dict[str, Any] = {}
+    for stage in STAGES:
+        state = seed_dir / stage / "trainer_state.json"
+        if state.is_file():
+            found[stage] = summary(json.loads(state.read_text()))
+    result = json.loads((seed_dir / "result.json").read_text())
+    found["train_seconds_per_step"] = {
+        stage: r["train_seconds"] / r["optimizer_steps"]
+        for stage, r in result["stages"].items() if r.get("optimizer_steps") and r.get("train_seconds")}
+    if (completions := seed_dir / "eval_test" / "completions.jsonl").is_file():
+        found["test_completions"] = {model_name(m): v for m, v in worked_lines(completions).items()}
+    return found
+
+
+def mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def summarise(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Means over a variant's seeds of the figures BENCHMARKS.md quotes in "Where GRPO loses"."""
+    seeds = list(runs.values())
+
+    def over(*path: str) -> float | None:
+        values = []
+        for run in seeds:
+            value: Any = run
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(value, (int, float)):
+                values.append(float(value))
+        return mean(values)
+
+    found: dict[str, Any] = {"seeds": sorted(runs, key=int)}
+    for stage in ("grpo", "null", "negated"):
+        found[stage] = {
+            "train_correctness_first": over(stage, "train_correctness", "first"),
+            "train_correctness_last": over(stage, "train_correctness", "last"),
+            "groups_no_signal": over(stage, "groups_no_signal", "mean"),
+            "completion_tokens_last": over(stage, "completion_tokens", "last"),
+        }
+    found["train_seconds_per_step"] = {stage: over("train_seconds_per_step", stage) for stage in ("sft_matched", "ei", "grpo")}
+    # the median of each seed's ratio: one stage run while the shared machine was busy skews a mean of seconds
+    ratios = [run["train_seconds_per_step"]["grpo"] / run["train_seconds_per_step"]["sft_matched"]
+              for run in seeds if {"grpo", "sft_matched"} <= set(run.get("train_seconds_per_step", {}))]
+    if ratios:
+        found["grpo_step_over_sft_step_median"] = statistics.median(ratios)
+    found["test_completions"] = {
+        model: {key: over("test_completions", model, key)
+                for key in ("accuracy_carry", "accuracy_no_carry", "worked_line_right", "worked_line_agrees_with_box")}
+        for model in ("sft", "sft_matched", "ei", "grpo", "null")}
+    return found
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("outs", nargs="+", type=Path, metavar="OUT", help="a learning.py --out folder (seed_N/ inside)")
-    parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("outs", nargs="*", type=Path, metavar="OUT", help="a learning.py --out folder (seed_N/ inside)")
+    parser.add_argument("--keep", type=Path, help="an earlier diagnostics JSON: its seeds stay unless OUT has them again "
+                        "(the training logs of a seed need not outlive the report)")
+    parser.add_argument("--protocol", type=Path, default=Path(__file__).with_name("learning_protocol_v2.json"))
+    parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args(argv)
-    report: dict[str, Any] = {}
+    protocol = json.loads(args.protocol.read_text())
+    runs: dict[str, dict[str, Any]] = json.loads(args.keep.read_text())["runs"] if args.keep else {}
     for out in args.outs:
         for seed_dir in sorted(out.glob("seed_*"), key=lambda p: int(p.name.removeprefix("seed_"))):
             if not (seed_dir / "result.json").is_file():
                 continue  # a seed still running or cut off
-            seed = seed_dir.name.removeprefix("seed_")
-            for stage in STAGES:
-                state = seed_dir / stage / "trainer_state.json"
-                if state.is_file():
-                    report.setdefault(str(out), {}).setdefault(seed, {})[stage] = summary(json.loads(state.read_text()))
-            if (completions := seed_dir / "eval_test" / "completions.jsonl").is_file():
-                report.setdefault(str(out), {}).setdefault(seed, {})["test_completions"] = worked_lines(completions)
+            variant = variant_of(json.loads((seed_dir / "result.json").read_text()), protocol)
+            runs.setdefault(variant, {})[seed_dir.name.removeprefix("seed_")] = seed_diagnostics(seed_dir)
+    runs = {variant: dict(sorted(seeds.items(), key=lambda item: int(item[0]))) for variant, seeds in sorted(runs.items())}
+    report = {"summary": {variant: summarise(seeds) for variant, seeds in runs.items()}, "runs": runs}
     text = json.dumps(report, indent=2)
     if args.json:
         args.json.write_text(text + "\n")

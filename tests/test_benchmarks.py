@@ -12,7 +12,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 SCRIPTS = ["reward_throughput.py", "recipe_overhead.py", "startup.py", "gpu_grpo_step.py", "plan_vs_measured.py", "bare_grpo.py",
-           "learning.py", "checkpoint_checksum.py", "async_generation.py"]
+           "learning.py", "checkpoint_checksum.py", "async_generation.py", "learning_diagnostics.py"]
 
 
 def run(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -65,6 +65,50 @@ def test_plan_vs_measured_compares_a_measurement(tmp_path):
     out = run("plan_vs_measured.py", "--from-json", str(path))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "-9.1%" in out.stdout and "ok" in out.stdout
+
+
+def _seed_folder(out: Path, seed: int, variant_options: str, grpo_seconds: float, completions: list[tuple[str, str, str]]):
+    """A learning.py seed folder as the worker leaves it: result.json, a GRPO trainer_state, test completions."""
+    folder = out / f"seed_{seed}"
+    (folder / "grpo").mkdir(parents=True)
+    (folder / "eval_test").mkdir()
+    stages = {"sft_matched": {"train_seconds": 100.0, "optimizer_steps": 400},
+              "grpo": {"train_seconds": grpo_seconds, "optimizer_steps": 100}}
+    (folder / "result.json").write_text(json.dumps({"stages": stages, "options": {"variant_options": variant_options}}))
+    logs = [{"loss": 0.0, "rewards/correctness/mean": 0.25, "groups/no_signal": 0.2},
+            {"loss": 0.0, "rewards/correctness/mean": 0.5, "groups/no_signal": 0.0}]
+    (folder / "grpo" / "trainer_state.json").write_text(json.dumps({"global_step": 100, "log_history": logs}))
+    rows = [{"model": model, "prompt": [{"role": "user", "content": question}], "completion": completion,
+             "correct": completion.endswith(f"{{{sum(map(int, question.split()[2::2]))}}}.")}
+            for model, question, completion in completions]
+    (folder / "eval_test" / "completions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_learning_diagnostics_groups_seeds_by_variant_and_averages_what_benchmarks_quotes(tmp_path):
+    carry, plain = "What is 28 + 15 ?", "What is 21 + 13 ?"
+    _seed_folder(tmp_path, 11, "&flawed_carry=0.6", grpo_seconds=100.0, completions=[
+        ("grpo", carry, "28 + 15 = 33.\nThe answer is \\boxed{43}."),  # worked line drops the carry, box right
+        ("grpo", plain, "21 + 13 = 34.\nThe answer is \\boxed{34}."),
+        ("rl-math:tiny-qwen2?seed=11", carry, "no idea")])
+    _seed_folder(tmp_path, 12, "&flawed_carry=0.6", grpo_seconds=300.0, completions=[
+        ("grpo", carry, "28 + 15 = 43.\nThe answer is \\boxed{43}."),
+        ("grpo", plain, "21 + 13 = 34.\nThe answer is \\boxed{35}.")])
+    _seed_folder(tmp_path, 13, "", grpo_seconds=100.0, completions=[("round_2/model", plain, "21 + 13 = 34.\nThe answer is \\boxed{34}.")])
+    out = run("learning_diagnostics.py", str(tmp_path), "--json", str(tmp_path / "d.json"))
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert sorted(report["runs"]) == ["clean", "flawed"] and sorted(report["runs"]["flawed"]) == ["11", "12"]
+    flawed = report["summary"]["flawed"]
+    assert flawed["grpo"]["train_correctness_first"] == 0.25 and flawed["grpo"]["train_correctness_last"] == 0.5
+    assert flawed["grpo"]["groups_no_signal"] == pytest.approx(0.1)
+    assert flawed["grpo_step_over_sft_step_median"] == pytest.approx((4.0 + 12.0) / 2)  # per-seed ratios 4 and 12
+    grpo = flawed["test_completions"]["grpo"]
+    assert grpo["accuracy_carry"] == 1.0 and grpo["accuracy_no_carry"] == 0.5
+    assert grpo["worked_line_right"] == 0.75 and grpo["worked_line_agrees_with_box"] == 0.5
+    assert report["runs"]["flawed"]["11"]["test_completions"]["base"]["accuracy_carry"] == 0.0
+    assert report["summary"]["clean"]["test_completions"]["ei"]["accuracy_no_carry"] == 1.0  # EI's last round is `ei`
+    kept = run("learning_diagnostics.py", "--keep", str(tmp_path / "d.json"))  # no folders: the earlier seeds stay
+    assert json.loads(kept.stdout)["runs"] == report["runs"]
 
 
 @pytest.mark.slow
