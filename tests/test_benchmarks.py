@@ -12,7 +12,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 SCRIPTS = ["reward_throughput.py", "recipe_overhead.py", "startup.py", "gpu_grpo_step.py", "plan_vs_measured.py", "bare_grpo.py",
-           "learning.py", "checkpoint_checksum.py", "async_generation.py", "learning_diagnostics.py"]
+           "learning.py", "checkpoint_checksum.py", "async_generation.py", "learning_diagnostics.py",
+           "learning_headline.py"]
 
 
 def run(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -109,6 +110,32 @@ def test_learning_diagnostics_groups_seeds_by_variant_and_averages_what_benchmar
     assert report["summary"]["clean"]["test_completions"]["ei"]["accuracy_no_carry"] == 1.0  # EI's last round is `ei`
     kept = run("learning_diagnostics.py", "--keep", str(tmp_path / "d.json"))  # no folders: the earlier seeds stay
     assert json.loads(kept.stdout)["runs"] == report["runs"]
+
+
+def _report(path: Path, variant: str, seeds: int, **comparisons: tuple[float, float, float]) -> Path:
+    """A learning.py report with only what the headline reads: comparisons as (mean, low, high) in points."""
+    found = {name.replace("_minus_", "-"): {"mean": mean / 100, "ci95": [low / 100, high / 100], "n": seeds, "positive": 1,
+                                             "pooled_bootstrap": {"ci95": [low / 100, high / 100]}}
+             for name, (mean, low, high) in comparisons.items()}
+    path.write_text(json.dumps({"protocol": {"variant": variant, "reporting_seeds": list(range(11, 21))},
+                                "comparisons": found}))
+    return path
+
+
+def test_learning_headline_reads_each_verdict_off_the_t_interval(tmp_path):
+    flawed = _report(tmp_path / "f.json", "flawed", 10, grpo_minus_sft=(20, 15, 25), grpo_minus_sft_matched=(-8, -15, -1),
+                     grpo_minus_ei=(1, -3, 5))
+    clean = _report(tmp_path / "c.json", "clean", 4, grpo_minus_sft=(20, 10, 30), grpo_minus_sft_matched=(-7, -30, 19),
+                    grpo_minus_ei=(-1, -9, 7))
+    out = run("learning_headline.py", str(flawed), str(clean))
+    assert out.returncode == 0, out.stderr
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in out.stdout.splitlines()}
+    assert "flawed: holds: the 95 % interval is above 0" in rows["1. GRPO with the shipped rewards improves over its SFT start"]
+    assert "clean: holds, so far" in rows["1. GRPO with the shipped rewards improves over its SFT start"]  # 4 of 10 seeds
+    claim_2 = rows["2. With flawed demonstrations, GRPO beats SFT given the same wall time"]
+    assert claim_2.endswith("| GRPO loses: the 95 % interval is below 0 (1/10 seeds > 0) |")
+    assert "-8.0 [-15.0, -1.0]" in claim_2 and "-7.0" not in claim_2  # the clean comparison is claim 3b's
+    assert "flawed: not shown: the interval includes 0" in rows["3a. GRPO against expert iteration, same budget"]
 
 
 @pytest.mark.slow
