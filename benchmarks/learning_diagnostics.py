@@ -131,6 +131,14 @@ def summarise(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         model: {key: over("test_completions", model, key)
                 for key in ("accuracy_carry", "accuracy_no_carry", "worked_line_right", "worked_line_agrees_with_box")}
         for model in ("sft", "sft_matched", "ei", "grpo", "null")}
+    # where a gap between two stages sits: paired over seeds, carry and no-carry questions apart
+    found["paired_test_completions"] = {}
+    for a, b in (("grpo", "sft_matched"), ("grpo", "ei")):
+        for key in ("accuracy_carry", "accuracy_no_carry"):
+            diffs = [run["test_completions"][a][key] - run["test_completions"][b][key]
+                     for run in seeds if {a, b} <= set(run.get("test_completions", {}))]
+            found["paired_test_completions"][f"{a}-{b}_{key.removeprefix('accuracy_')}"] = {
+                "mean": mean(diffs), "positive": sum(diff > 0 for diff in diffs), "n": len(diffs)}
     return found
 
 

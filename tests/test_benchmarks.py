@@ -107,6 +107,7 @@ def test_learning_diagnostics_groups_seeds_by_variant_and_averages_what_benchmar
     assert grpo["accuracy_carry"] == 1.0 and grpo["accuracy_no_carry"] == 0.5
     assert grpo["worked_line_right"] == 0.75 and grpo["worked_line_agrees_with_box"] == 0.5
     assert report["runs"]["flawed"]["11"]["test_completions"]["base"]["accuracy_carry"] == 0.0
+    assert flawed["paired_test_completions"]["grpo-sft_matched_carry"] == {"mean": None, "positive": 0, "n": 0}  # no sft_matched
     assert report["summary"]["clean"]["test_completions"]["ei"]["accuracy_no_carry"] == 1.0  # EI's last round is `ei`
     kept = run("learning_diagnostics.py", "--keep", str(tmp_path / "d.json"))  # no folders: the earlier seeds stay
     assert json.loads(kept.stdout)["runs"] == report["runs"]
@@ -136,6 +137,21 @@ def test_learning_headline_reads_each_verdict_off_the_t_interval(tmp_path):
     assert claim_2.endswith("| GRPO loses: the 95 % interval is below 0 (1/10 seeds > 0) |")
     assert "-8.0 [-15.0, -1.0]" in claim_2 and "-7.0" not in claim_2  # the clean comparison is claim 3b's
     assert "flawed: not shown: the interval includes 0" in rows["3a. GRPO against expert iteration, same budget"]
+
+
+def test_benchmarks_md_learning_v2_tables_are_the_committed_reports_written_out():
+    """Every number of BENCHMARKS.md §0's tables and headline comes from the JSON next to it, as --markdown writes it."""
+    sys.path.insert(0, str(BENCHMARKS))
+    import learning
+    import learning_headline
+
+    text = (REPO_ROOT / "BENCHMARKS.md").read_text()
+    reports = {variant: json.loads((BENCHMARKS / "results" / f"learning-v2-{variant}.json").read_text())
+               for variant in ("flawed", "clean")}
+    for variant, report in reports.items():
+        assert len(report["seeds"]) == len(report["protocol"]["reporting_seeds"]), variant
+        assert learning.markdown(report) in text, f"§0's {variant} tables differ from its report: rerun --markdown"
+    assert learning_headline.headline(reports) in text, "§0's headline differs from the reports: rerun learning_headline.py"
 
 
 @pytest.mark.slow
