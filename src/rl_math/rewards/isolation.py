@@ -19,7 +19,7 @@ logs exactly as it would in-process. ``trainer_state`` crosses as a copy without
 ``log_history`` (which grows every step; a reward reads the step, not the history), and
 ``environments`` (live objects) is not passed.
 
-The built-in rewards stay in-process: the fuzz tests (tests/rewards/test_functions_fuzz.py) bound
+The built-in rewards stay in-process: the fuzz tests (tests/rewards/test_builtin_fuzz.py) bound
 every one of them on adversarial strings, and a process hop would cost each of them far more than
 it scores (BENCHMARKS §1).
 

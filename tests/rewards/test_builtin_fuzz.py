@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rl_math.grading import batch
-from rl_math.rewards import available_rewards, get_reward
-from rl_math.rewards import functions as rewards
+from rl_math.rewards import available_rewards, builtin, get_reward
 from rl_math.tasks.gsm8k import GSM8KTask
 
 HANG_SECONDS = 2.0
@@ -204,4 +203,4 @@ def test_reward_failure_scores_none_instead_of_raising(monkeypatch):
 
     monkeypatch.setattr(GSM8KTask, "grade", broken)  # the default task's comparator
     monkeypatch.setattr(batch, "_warned", set())
-    assert rewards.correctness(["\\boxed{1}"], answer=["1"]) == [None]
+    assert builtin.correctness(["\\boxed{1}"], answer=["1"]) == [None]
