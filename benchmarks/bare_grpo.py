@@ -29,7 +29,7 @@ try:
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rl_math.models import resolve_model
-from rl_math.rewards import functions as rl_rewards
+from rl_math.rewards import REWARDS, gate_on_correct
 from rl_math.tasks.arithmetic import synthetic_split
 from rl_math.tasks.formats import PROMPT_FORMATS, default_reward_specs
 from rl_math.tasks.gsm8k import TASK as GSM8K
@@ -75,9 +75,9 @@ def build_rewards(config: dict, eos_ids: list[int]) -> tuple[list, list[float]]:
         if name == "termination":
             spec.setdefault("eos_token_ids", eos_ids)
             spec.setdefault("max_completion_length", config.get("max_completion_length", 512))
-        func = getattr(rl_rewards, name)
+        func = REWARDS[name].func  # the bare function: no registry checks, as a hand-written script would
         func = functools.partial(func, **spec) if spec else func
-        funcs.append(rl_rewards.gate_on_correct(func) if gate == "correct" else func)
+        funcs.append(gate_on_correct(func) if gate == "correct" else func)
         weights.append(float(weight))
     return funcs, weights
 
