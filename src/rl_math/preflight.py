@@ -18,7 +18,7 @@ from typing import Any
 
 from rl_math.errors import ConfigError, nearest_key
 from rl_math.models import resolve_model
-from rl_math.run_checks import check_grpo_data_fills_a_step, check_some_reward_weight
+from rl_math.run_checks import check_grpo_data_fills_a_step, check_some_reward_weight, ownership_check, ownership_record
 from rl_math.runtime import (
     VLLM_MISSING,
     cuda_available,
@@ -539,3 +539,10 @@ ONLINE_RL_CHECKS = (
     warn_pure_bf16_training,
     check_grpo_sampling,
 )
+
+
+def training_output_checks(recipe: str) -> tuple:
+    """A training method's last checks, in their one safe order: refuse another recipe's or another run's
+    output_dir; clear it (with overwrite_output_dir it deletes the earlier run, so only after every other
+    check passed); claim it for this run; then join the CPU process group."""
+    return (ownership_check(recipe), check_output_dir, ownership_record(recipe), init_cpu_process_group)

@@ -30,10 +30,7 @@ CHECKS = (
     check_async_generation,
     *preflight.ONLINE_RL_CHECKS,
     *preflight.INPUT_CHECKS,
-    run_checks.ownership_check("grpo"),  # another recipe's or another run's output_dir
-    preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
-    run_checks.ownership_record("grpo"),
-    preflight.init_cpu_process_group,
+    *preflight.training_output_checks("grpo"),
 )
 
 

@@ -25,10 +25,7 @@ CHECKS = (
     preflight.check_grpo_batch,  # RLOOConfig has GRPO's batch fields and rules
     *preflight.ONLINE_RL_CHECKS,
     *preflight.INPUT_CHECKS,
-    run_checks.ownership_check("rloo"),  # another recipe's or another run's output_dir
-    preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
-    run_checks.ownership_record("rloo"),
-    preflight.init_cpu_process_group,
+    *preflight.training_output_checks("rloo"),
 )
 
 

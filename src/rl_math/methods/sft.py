@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
-from rl_math import preflight, run_checks
+from rl_math import preflight
 from rl_math.config import RecipeArguments, parse_config, to_yaml_dict
 from rl_math.eval.in_run import InRunEvalArguments
 from rl_math.train.export import add_stop_tokens, save_for_generation
@@ -31,10 +31,7 @@ CHECKS = (
     preflight.check_stale_build_locks,
     preflight.warn_pure_bf16_training,
     *preflight.INPUT_CHECKS,
-    run_checks.ownership_check("sft"),  # another recipe's or another run's output_dir
-    preflight.check_output_dir,  # with overwrite_output_dir it deletes the earlier run: after the checks
-    run_checks.ownership_record("sft"),
-    preflight.init_cpu_process_group,
+    *preflight.training_output_checks("sft"),
 )
 
 
