@@ -79,14 +79,14 @@ def variant_of(result: dict[str, Any], protocol: dict[str, Any]) -> str:
     return names[0] if names else f"options {options!r}"
 
 
-def seed_diagnostics(seed_dir: Path) -> dict[str, Any]:
-    """One seed's training-log summaries per online stage, costs per step, and its test completions' analysis."""
+def seed_diagnostics(seed_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """One seed's training-log summaries per online stage, costs per step (from its `result`), and its test
+    completions' analysis."""
     found: dict[str, Any] = {}
     for stage in STAGES:
         state = seed_dir / stage / "trainer_state.json"
         if state.is_file():
             found[stage] = summary(json.loads(state.read_text()))
-    result = json.loads((seed_dir / "result.json").read_text())
     found["train_seconds_per_step"] = {
         stage: r["train_seconds"] / r["optimizer_steps"]
         for stage, r in result["stages"].items() if r.get("optimizer_steps") and r.get("train_seconds")}
@@ -153,12 +153,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     protocol = json.loads(args.protocol.read_text())
     runs: dict[str, dict[str, Any]] = json.loads(args.keep.read_text())["runs"] if args.keep else {}
     for out in args.outs:
-        for seed_dir in sorted(out.glob("seed_*"), key=lambda p: int(p.name.removeprefix("seed_"))):
+        for seed_dir in out.glob("seed_*"):
             if not (seed_dir / "result.json").is_file():
                 continue  # a seed still running or cut off
-            variant = variant_of(json.loads((seed_dir / "result.json").read_text()), protocol)
-            runs.setdefault(variant, {})[seed_dir.name.removeprefix("seed_")] = seed_diagnostics(seed_dir)
-    runs = {variant: dict(sorted(seeds.items(), key=lambda item: int(item[0]))) for variant, seeds in sorted(runs.items())}
+            result = json.loads((seed_dir / "result.json").read_text())
+            runs.setdefault(variant_of(result, protocol), {})[seed_dir.name.removeprefix("seed_")] = seed_diagnostics(
+                seed_dir, result)
+    runs = {  # seeds in numeric order, whichever folder or earlier report they came from
+variant: dict(sorted(seeds.items(), key=lambda item: int(item[0]))) for variant, seeds in sorted(runs.items())}
     report = {"summary": {variant: summarise(seeds) for variant, seeds in runs.items()}, "runs": runs}
     text = json.dumps(report, indent=2)
     if args.json:

@@ -16,13 +16,13 @@ from rl_math.runtime import hub_reachable
 
 GB = 1e9
 
-STRATEGIES = ("ddp", "zero2", "zero3", "zero3_offload")
 STRATEGY_NAMES = {
     "ddp": "DDP (no DeepSpeed)",
     "zero2": "DeepSpeed ZeRO-2",
     "zero3": "DeepSpeed ZeRO-3",
     "zero3_offload": "DeepSpeed ZeRO-3 + CPU offload",
 }
+STRATEGIES = tuple(STRATEGY_NAMES)
 ZERO_CHOICES = {"0": "ddp", "ddp": "ddp", "2": "zero2", "3": "zero3", "3_offload": "zero3_offload"}
 
 # TRL 1.16 / rl-math defaults for the keys a YAML may leave out (tests check them against the dataclasses).
