@@ -25,6 +25,12 @@ def offline_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def ok(result):
+    """A finished recipe run that exited 0, else the tails of its output in the failure."""
+    assert result.returncode == 0, f"recipe failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
 def run_recipe(recipe: str, *args: str, **kwargs):
     """Run `recipes/<recipe>.py ARGS` from the repository root; return the CompletedProcess."""
     return run_script(REPO_ROOT / "recipes" / f"{recipe}.py", *args, **kwargs)

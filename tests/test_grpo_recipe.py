@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 import yaml
-from recipe_runs import FIXTURES, REPO_ROOT, accelerate_launch, metric_series, offline_env, run_probe, run_recipe
+from recipe_runs import FIXTURES, REPO_ROOT, accelerate_launch, metric_series, offline_env, ok, run_probe, run_recipe
 
 from rl_math.cli import main as cli_main
 from rl_math.config import parse_config
@@ -15,16 +15,11 @@ pytestmark = pytest.mark.slow
 SMOKE = str(REPO_ROOT / "configs" / "smoke.yaml")
 
 
-def _ok(result):
-    assert result.returncode == 0, f"recipe failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """The smoke config, shortened: 4 steps, a checkpoint every 2."""
     out = tmp_path_factory.mktemp("smoke")
-    result = _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2"))
+    result = ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2"))
     return out, result
 
 
@@ -67,7 +62,7 @@ def test_resuming_a_finished_run_trains_no_further(smoke_run):
 
     out, _ = smoke_run
     before = load_file(out / "model.safetensors")
-    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2",
+    ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2",
                    "--resume_from_checkpoint", "true"))
     steps = [e["step"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
     assert steps == [1, 2, 3, 4]
@@ -77,7 +72,7 @@ def test_resuming_a_finished_run_trains_no_further(smoke_run):
 
 def test_resume_continues_from_last_checkpoint(smoke_run):
     out, _ = smoke_run
-    result = _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "6", "--save_steps", "2",
+    result = ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "6", "--save_steps", "2",
                             "--resume_from_checkpoint", "true"))
     assert "resuming from" in result.stdout and "checkpoint-4" in result.stdout
     steps = [e["step"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
@@ -103,7 +98,7 @@ def _learning_run(tmp_path, weight: float) -> list[float]:
     config["output_dir"] = str(tmp_path / f"weight{weight:+g}")
     path = tmp_path / f"learning{weight:+g}.yaml"
     path.write_text(yaml.safe_dump(config))
-    _ok(run_recipe("grpo", str(path)))
+    ok(run_recipe("grpo", str(path)))
     return metric_series(config["output_dir"], "rewards/low_token_share/mean")
 
 
@@ -129,7 +124,7 @@ def _checksum(model_path) -> float:
 
 def test_two_processes_train_one_data_parallel_model(tmp_path, tiny_model_path):
     probe = tmp_path / "probe"
-    result = _ok(run_probe(
+    result = ok(run_probe(
         "grpo", SMOKE,
         "--output_dir", str(tmp_path / "out"), "--max_steps", "2", "--save_strategy", "no",
         "--per_device_train_batch_size", "4",
@@ -145,7 +140,7 @@ def test_two_processes_train_one_data_parallel_model(tmp_path, tiny_model_path):
 
 def test_lora_with_reference_model_saves_an_adapter(tmp_path):
     out = tmp_path / "lora"
-    result = _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "2", "--save_strategy", "no",
+    result = ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), "--max_steps", "2", "--save_strategy", "no",
                             "--use_peft", "--lora_r", "8", "--lora_target_modules", "q_proj", "v_proj",
                             "--beta", "0.04"))
     assert "PeftModelForCausalLM" in result.stdout
@@ -184,9 +179,9 @@ def test_resume_on_a_generation_boundary_reproduces_the_uninterrupted_run(tmp_pa
 
     # two optimizer steps per generation; constant LR so that the first leg's shorter max_steps changes nothing
     common = ("--steps_per_generation", "2", "--save_steps", "2", "--lr_scheduler_type", "constant")
-    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "whole"), "--max_steps", "4", *common))
-    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "split"), "--max_steps", "2", *common))
-    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "split"), "--max_steps", "4", *common,
+    ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "whole"), "--max_steps", "4", *common))
+    ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "split"), "--max_steps", "2", *common))
+    ok(run_recipe("grpo", SMOKE, "--output_dir", str(tmp_path / "split"), "--max_steps", "4", *common,
                    "--resume_from_checkpoint", "true"))
     whole, split = (load_file(tmp_path / run / "model.safetensors") for run in ("whole", "split"))
     assert all((whole[name] == split[name]).all() for name in whole)
@@ -194,8 +189,8 @@ def test_resume_on_a_generation_boundary_reproduces_the_uninterrupted_run(tmp_pa
 
 def test_the_saved_config_reruns_to_the_same_values(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(first), "--max_steps", "1", "--save_strategy", "no"))
-    _ok(run_recipe("grpo", str(first / "rl_math_config.yaml"), "--output_dir", str(second)))
+    ok(run_recipe("grpo", SMOKE, "--output_dir", str(first), "--max_steps", "1", "--save_strategy", "no"))
+    ok(run_recipe("grpo", str(first / "rl_math_config.yaml"), "--output_dir", str(second)))
     saved = [yaml.safe_load((out / "rl_math_config.yaml").read_text()) for out in (first, second)]
     assert {k: v for k, v in saved[0].items() if k != "output_dir"} == {
         k: v for k, v in saved[1].items() if k != "output_dir"

@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from recipe_runs import REPO_ROOT, metric_series, run_recipe
+from recipe_runs import REPO_ROOT, metric_series, ok, run_recipe
 
 CONFIGS = REPO_ROOT / "configs"
 slow = pytest.mark.slow
-
-
-def _ok(result):
-    assert result.returncode == 0, f"recipe failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
-    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,7 +61,7 @@ def test_config_parses(name, tmp_path):
 @pytest.fixture(scope="module")
 def sft_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sft")
-    result = _ok(run_recipe("sft", str(CONFIGS / "sft_smoke.yaml"), "--output_dir", str(out), "--max_steps", "6"))
+    result = ok(run_recipe("sft", str(CONFIGS / "sft_smoke.yaml"), "--output_dir", str(out), "--max_steps", "6"))
     return out, result
 
 
@@ -92,7 +87,7 @@ def test_sft_logs_loss_and_saves_a_model(sft_run):
 @pytest.fixture(scope="module")
 def ei_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ei")
-    result = _ok(run_recipe("expert_iteration", str(CONFIGS / "ei_smoke.yaml"), "--output_dir", str(out)))
+    result = ok(run_recipe("expert_iteration", str(CONFIGS / "ei_smoke.yaml"), "--output_dir", str(out)))
     return out, result
 
 
@@ -138,12 +133,12 @@ def test_ei_evaluates_the_starting_model_once_as_the_bar_for_every_round(ei_run)
 def test_ei_resumes_after_the_finished_round(ei_run):
     out, _ = ei_run
     finished = (out / "round_1" / "metrics.json").read_text()
-    again = _ok(run_recipe("expert_iteration", str(CONFIGS / "ei_smoke.yaml"), "--output_dir", str(out)))
+    again = ok(run_recipe("expert_iteration", str(CONFIGS / "ei_smoke.yaml"), "--output_dir", str(out)))
     assert "all 1 rounds are finished" in again.stdout
     assert "sampling" not in again.stderr and "Loading weights" not in again.stderr
     # one more round with the default filter: resumes from round 1's model; a random model is never
     # correct, so nothing is accepted and the model carries over untrained
-    more = _ok(run_recipe("expert_iteration", str(CONFIGS / "ei_smoke.yaml"), "--output_dir", str(out),
+    more = ok(run_recipe("expert_iteration", str(CONFIGS / "ei_smoke.yaml"), "--output_dir", str(out),
                           "--ei_rounds", "2", "--ei_filter", "null"))
     assert f"resuming at round 2 from {out / 'round_1' / 'model'}" in more.stdout
     assert "correctness >= 1 and boxed_format >= 1 and termination >= 1" in more.stdout
@@ -174,7 +169,7 @@ def test_ei_rerun_of_a_finished_run_with_other_settings_is_refused(ei_run):
 def test_evaluation_compares_two_models(sft_run, tmp_path):
     sft_out, _ = sft_run
     out = tmp_path / "eval"
-    result = _ok(run_recipe("evaluate", str(CONFIGS / "eval_smoke.yaml"), "--output_dir", str(out),
+    result = ok(run_recipe("evaluate", str(CONFIGS / "eval_smoke.yaml"), "--output_dir", str(out),
                             "--model_name_or_path", "rl-math:tiny-qwen2", str(sft_out)))
     metrics = json.loads((out / "metrics.json").read_text())
     names = ["rl-math:tiny-qwen2", sft_out.name]
@@ -199,7 +194,7 @@ def test_evaluation_compares_two_models(sft_run, tmp_path):
 @slow
 def test_evaluation_on_real_gsm8k_test(gsm8k_dir, tmp_path):
     out = tmp_path / "eval"
-    _ok(run_recipe("evaluate", str(CONFIGS / "eval_smoke.yaml"), "--output_dir", str(out),
+    ok(run_recipe("evaluate", str(CONFIGS / "eval_smoke.yaml"), "--output_dir", str(out),
                    "--dataset_name", str(gsm8k_dir), "--max_eval_samples", "4", "--num_samples", "1",
                    "--temperature", "0"))
     metrics = json.loads((out / "metrics.json").read_text())

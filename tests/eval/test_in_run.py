@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from recipe_runs import REPO_ROOT, accelerate_launch, log_history, offline_env, run_probe, run_recipe
+from recipe_runs import REPO_ROOT, accelerate_launch, log_history, offline_env, ok, run_probe, run_recipe
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
 from rl_math.errors import ConfigError
@@ -16,11 +16,6 @@ RUN = ["--dataset_name", "rl-math:arithmetic?train_size=64&validation_size=8&tes
        "--save_strategy", "no", "--health_monitor", "false"]
 
 
-def _ok(result):
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 def _eval_logs(output_dir) -> list[dict]:
     return [e for e in log_history(output_dir) if "eval_accuracy" in e]
 
@@ -28,7 +23,7 @@ def _eval_logs(output_dir) -> list[dict]:
 @pytest.fixture(scope="module")
 def grpo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("in-run-eval") / "grpo"
-    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), *RUN))
+    ok(run_recipe("grpo", SMOKE, "--output_dir", str(out), *RUN))
     return out
 
 
@@ -55,7 +50,7 @@ def test_final_metrics_hold_the_last_held_out_accuracy(grpo_run):
 def test_evaluation_leaves_the_training_trajectory_unchanged(grpo_run, tmp_path):
     # generation restores the random state: the same run without evaluation ends with the same loss
     plain = tmp_path / "plain"
-    _ok(run_recipe("grpo", SMOKE, "--output_dir", str(plain), *RUN[:-6], "--save_strategy", "no",
+    ok(run_recipe("grpo", SMOKE, "--output_dir", str(plain), *RUN[:-6], "--save_strategy", "no",
                    "--health_monitor", "false"))
     losses = lambda out: [e["loss"] for e in log_history(out) if "loss" in e]  # noqa: E731
     assert losses(plain) == losses(grpo_run)
@@ -63,7 +58,7 @@ def test_evaluation_leaves_the_training_trajectory_unchanged(grpo_run, tmp_path)
 
 def test_two_processes_share_the_questions_and_log_what_one_process_logs(grpo_run, tmp_path):
     probe = tmp_path / "probe"
-    result = _ok(run_probe("grpo", SMOKE, "--output_dir", str(tmp_path / "out"), *RUN,
+    result = ok(run_probe("grpo", SMOKE, "--output_dir", str(tmp_path / "out"), *RUN,
                            "--per_device_train_batch_size", "4",
                            launcher=accelerate_launch(2, port=29617), env=offline_env(PROBE_DIR=str(probe))))
     ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]

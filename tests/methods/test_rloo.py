@@ -5,22 +5,17 @@ import json
 
 import pytest
 import yaml
-from recipe_runs import REPO_ROOT, metric_series, run_recipe
+from recipe_runs import REPO_ROOT, metric_series, ok, run_recipe
 
 pytestmark = pytest.mark.slow
 SMOKE_RLOO = str(REPO_ROOT / "configs" / "smoke_rloo.yaml")
-
-
-def _ok(result):
-    assert result.returncode == 0, f"recipe failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    return result
 
 
 @pytest.fixture(scope="module")
 def rloo_run(tmp_path_factory):
     """The RLOO smoke config, shortened: 4 steps, a checkpoint and an in-run evaluation every 2."""
     out = tmp_path_factory.mktemp("rloo")
-    result = _ok(run_recipe("rloo", SMOKE_RLOO, "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2",
+    result = ok(run_recipe("rloo", SMOKE_RLOO, "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2",
                             "--eval_accuracy_steps", "2", "--eval_questions", "4"))
     return out, result
 
@@ -47,7 +42,7 @@ def test_rloo_saves_what_a_grpo_run_saves(rloo_run):
 
 def test_rloo_resumes_from_its_last_checkpoint(rloo_run):
     out, _ = rloo_run
-    result = _ok(run_recipe("rloo", SMOKE_RLOO, "--output_dir", str(out), "--max_steps", "6", "--save_steps", "2",
+    result = ok(run_recipe("rloo", SMOKE_RLOO, "--output_dir", str(out), "--max_steps", "6", "--save_steps", "2",
                             "--eval_accuracy_steps", "2", "--eval_questions", "4", "--resume_from_checkpoint", "true"))
     assert "checkpoint-4" in result.stdout
     steps = [e["step"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]

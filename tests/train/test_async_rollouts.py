@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 from conftest import LEARNING_CI_SEED
-from recipe_runs import REPO_ROOT, accelerate_launch, offline_env, run_recipe
+from recipe_runs import REPO_ROOT, accelerate_launch, offline_env, ok, run_recipe
 from safetensors.torch import load_file
 from test_learning import MARGIN as LEARNING_MARGIN
 
@@ -123,16 +123,11 @@ def _prompts(log: Path) -> list[list[str]]:
     return [json.loads(line)["prompts"] for line in log.read_text().splitlines()]
 
 
-def _ok(result):
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """4 async steps of the smoke config, a checkpoint at step 2, and its prompt log."""
     tmp_path = tmp_path_factory.mktemp("async")
-    _ok(run_recipe("grpo", _config(tmp_path, "run"), env=offline_env(PROMPT_LOG=str(tmp_path / "prompts.jsonl"))))
+    ok(run_recipe("grpo", _config(tmp_path, "run"), env=offline_env(PROMPT_LOG=str(tmp_path / "prompts.jsonl"))))
     return tmp_path
 
 
@@ -149,7 +144,7 @@ def test_every_batch_is_trained_within_the_staleness_bound_once_and_in_order(uni
 @pytest.mark.slow
 def test_the_prompts_are_the_synchronous_runs(uninterrupted, tmp_path):
     log = tmp_path / "prompts.jsonl"
-    _ok(run_recipe("grpo", _config(tmp_path, "sync", async_generation=False, save_strategy="no"),
+    ok(run_recipe("grpo", _config(tmp_path, "sync", async_generation=False, save_strategy="no"),
                    env=offline_env(PROMPT_LOG=str(log))))
     assert _prompts(log) == _prompts(uninterrupted / "prompts.jsonl")
 
@@ -172,7 +167,7 @@ def test_a_killed_run_resumes_on_the_surviving_sampler_to_the_uninterrupted_weig
     sampler_pid = json.loads((out / SAMPLER_DIR / "address.json").read_text())["pid"]
     os.kill(sampler_pid, 0)  # the sampler outlived its trainer
 
-    result = _ok(run_recipe("grpo", config, "--resume_from_checkpoint", "true"))
+    result = ok(run_recipe("grpo", config, "--resume_from_checkpoint", "true"))
     assert f"reusing the running sampler (pid {sampler_pid})" in result.stdout + result.stderr
     assert [r["step"] for r in _records(out)] == [0, 1, 2, 3]  # step 2 trained once, nothing dropped
     resumed, reference = load_file(out / "model.safetensors"), load_file(uninterrupted / "run" / "model.safetensors")
@@ -202,7 +197,7 @@ def test_a_dead_sampler_ends_the_run_with_one_sentence_and_the_stalled_status(tm
 @pytest.mark.slow
 def test_two_processes_share_one_sampler_and_staleness_zero_is_on_policy(tmp_path):
     config = _config(tmp_path, "ddp", max_steps=2, save_strategy="no", max_staleness=0)
-    _ok(run_recipe("grpo", config, launcher=accelerate_launch(2, 29731)))
+    ok(run_recipe("grpo", config, launcher=accelerate_launch(2, 29731)))
     records = _records(tmp_path / "ddp")
     assert [r["age"] for r in records] == [0, 0]
     # every token's importance ratio within 1e-3 of 1: |exp(log r) - 1| < 1e-3 for the largest |log r|

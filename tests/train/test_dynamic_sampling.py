@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import yaml
-from recipe_runs import REPO_ROOT, accelerate_launch, log_history, offline_env, run_probe, run_recipe
+from recipe_runs import REPO_ROOT, accelerate_launch, log_history, offline_env, ok, run_probe, run_recipe
 
 from rl_math.errors import ConfigError
 from rl_math.train.dynamic_sampling import (
@@ -94,17 +94,12 @@ def _config(tmp_path, reward: str, **overrides) -> str:
     return str(path)
 
 
-def _ok(result):
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 def _step_logs(output_dir):
     return [e for e in log_history(output_dir) if "dynamic_sampling/refill_rounds" in e]
 
 
 def test_a_batch_of_zero_variance_groups_is_refilled_with_informative_ones(tmp_path):
-    _ok(run_recipe("grpo", _config(tmp_path, "constant_first_on_rank0", max_steps=2)))
+    ok(run_recipe("grpo", _config(tmp_path, "constant_first_on_rank0", max_steps=2)))
     first, second = _step_logs(tmp_path / "out")
     assert (first["dynamic_sampling/dropped_groups"], first["dynamic_sampling/refill_rounds"],
             first["dynamic_sampling/filler_groups"]) == (1.0, 1.0, 0.0)
@@ -113,7 +108,7 @@ def test_a_batch_of_zero_variance_groups_is_refilled_with_informative_ones(tmp_p
 
 
 def test_a_batch_that_stays_zero_variance_is_trained_as_it_is_after_the_last_round(tmp_path):
-    _ok(run_recipe("grpo", _config(tmp_path, "constant", max_steps=1, dynamic_sampling_max_rounds=2)))
+    ok(run_recipe("grpo", _config(tmp_path, "constant", max_steps=1, dynamic_sampling_max_rounds=2)))
     (log,) = _step_logs(tmp_path / "out")
     assert (log["dynamic_sampling/dropped_groups"], log["dynamic_sampling/refill_rounds"],
             log["dynamic_sampling/filler_groups"]) == (1.0, 2.0, 1.0)
@@ -122,7 +117,7 @@ def test_a_batch_that_stays_zero_variance_is_trained_as_it_is_after_the_last_rou
 
 def test_refilled_batches_split_over_gradient_accumulation_steps(tmp_path):
     # 2 accumulation steps: one generation of 4 groups, refilled, cut into two optimizer micro-batches
-    _ok(run_recipe("grpo", _config(tmp_path, "constant_first_on_rank0", max_steps=2,
+    ok(run_recipe("grpo", _config(tmp_path, "constant_first_on_rank0", max_steps=2,
                                    gradient_accumulation_steps=2)))
     logs = _step_logs(tmp_path / "out")
     assert [e["step"] for e in logs] == [1, 2]
@@ -134,7 +129,7 @@ def test_two_processes_refill_together_when_only_one_is_short(tmp_path):
     # process 0's first batch has no variance, process 1's has: both must run the refill round
     # (a collective generation) or the run hangs; both then log the same numbers
     probe = tmp_path / "probe"
-    _ok(run_probe("grpo", _config(tmp_path, "constant_first_on_rank0", max_steps=2, per_device_train_batch_size=4),
+    ok(run_probe("grpo", _config(tmp_path, "constant_first_on_rank0", max_steps=2, per_device_train_batch_size=4),
                   launcher=accelerate_launch(2, port=29641), env=offline_env(PROBE_DIR=str(probe)), timeout=300))
     ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
